@@ -1,0 +1,680 @@
+//! The service's typed configuration, read once from the environment and validated before the
+//! listener binds.
+//!
+//! Every problem names the variable and says what to set, and all problems are reported at once,
+//! so an operator fixes a `.env` in one pass instead of one restart per mistake.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Supabase's own check: a legacy JWT secret is at least 32 characters. A shorter secret is a
+/// typo (or a key pasted into the wrong variable), and HS256 with it would be brute-forceable.
+const MIN_JWT_SECRET_LEN: usize = 32;
+
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_SIP_REALM: &str = "sip.telnyx.com";
+pub const DEFAULT_STUN_URLS: [&str; 2] = ["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"];
+pub const DEFAULT_TURN_URLS: [&str; 2] = [
+    "turn:turn.telnyx.com:3478?transport=udp",
+    "turn:turn.telnyx.com:3478?transport=tcp",
+];
+
+/// Everything the service needs to run, with secrets wrapped so `Debug` never prints them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind_addr: SocketAddr,
+    pub auth: AuthConfig,
+    pub credentials: CredentialConfig,
+    /// Exact origins (`scheme://host[:port]`) allowed to call the API from a browser.
+    pub cors_allowed_origins: Vec<String>,
+    /// Upper bound on the handling of one request; past it the client gets a 503.
+    pub request_timeout: Duration,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `${SUPABASE_URL}/auth/v1/.well-known/jwks.json`; `None` only in demo mode, which signs
+    /// its own HS256 tokens and has no Supabase project behind it.
+    pub jwks_url: Option<Url>,
+    /// The exact `iss` an access token must carry.
+    pub issuer: String,
+    /// A value the token's `aud` must contain.
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// The legacy HS256 shared secret, used as its UTF-8 bytes.
+    pub jwt_secret: Option<SecretString>,
+    pub allow_anonymous_users: bool,
+    pub jwks: JwksTiming,
+}
+
+/// How often the signing keys are fetched. Not read from the environment: the defaults follow
+/// Supabase's own cache headers; tests shorten them.
+#[derive(Debug, Clone, Copy)]
+pub struct JwksTiming {
+    /// Background refresh period after a successful fetch (Supabase serves `max-age=600`).
+    pub refresh_interval: Duration,
+    /// Background retry period while no fetch has succeeded, or after a failed one.
+    pub retry_interval: Duration,
+    /// Least time between two fetches caused by tokens with an unknown `kid`.
+    pub min_refetch_interval: Duration,
+    /// Timeout of one fetch, connect included.
+    pub fetch_timeout: Duration,
+}
+
+impl Default for JwksTiming {
+    fn default() -> Self {
+        Self {
+            refresh_interval: Duration::from_secs(600),
+            retry_interval: Duration::from_secs(30),
+            min_refetch_interval: Duration::from_secs(30),
+            fetch_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CredentialConfig {
+    pub source: CredentialSourceConfig,
+    /// The Telnyx credential connection the SIP identities belong to (informational for now).
+    pub connection_id: Option<String>,
+    pub realm: String,
+    pub stun_urls: Vec<String>,
+    pub turn_urls: Vec<String>,
+    /// How long a client may treat an issued credential as fresh (`expires_at`).
+    pub ttl: Duration,
+}
+
+/// Where SIP identities come from; `CREDENTIAL_MODE` picks the variant.
+#[derive(Debug, Clone)]
+pub enum CredentialSourceConfig {
+    /// One SIP username and password shared by every user.
+    Static {
+        username: String,
+        password: SecretString,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// An `EnvFilter` directive, from `RUST_LOG`.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// One variable that is missing or malformed, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.variable, self.problem)
+    }
+}
+
+/// Every problem found in one pass over the environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl ConfigErrors {
+    pub fn mentions(&self, variable: &str) -> bool {
+        self.0.iter().any(|error| error.variable == variable)
+    }
+}
+
+/// The SIP identity and HS256 secret that `demo` makes up for itself.
+pub struct DemoSecrets {
+    pub jwt_secret: SecretString,
+    pub sip_username: String,
+    pub sip_password: SecretString,
+}
+
+/// The issuer of the tokens `demo` mints for itself.
+pub const DEMO_ISSUER: &str = "telnyx-webrtc-credentials-demo";
+
+impl Config {
+    /// Reads the process environment (after `.env`, which the binary loads first).
+    pub fn from_process_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests pass a map instead of mutating the
+    /// process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut env = Env::new(lookup);
+        let supabase_url = env.required_with(
+            "SUPABASE_URL",
+            "is not set: set it to https://<project-ref>.supabase.co (Supabase dashboard → Project Settings → API)",
+            parse_supabase_url,
+        );
+        let issuer = env
+            .optional("SUPABASE_JWT_ISSUER")
+            .or_else(|| supabase_url.as_ref().map(|url| format!("{url}/auth/v1")));
+        let jwks_url = supabase_url.as_ref().and_then(|url| {
+            Url::parse(&format!("{url}/auth/v1/.well-known/jwks.json")).ok()
+        });
+        let jwt_secret = env.optional("SUPABASE_JWT_SECRET").and_then(|secret| {
+            if secret.len() < MIN_JWT_SECRET_LEN {
+                env.problem(
+                    "SUPABASE_JWT_SECRET",
+                    format!(
+                        "is too short ({} characters; Supabase's are at least {MIN_JWT_SECRET_LEN}): copy the JWT secret from Supabase → Project Settings → JWT Keys, or unset it to accept only asymmetric keys",
+                        secret.len()
+                    ),
+                );
+                None
+            } else {
+                Some(SecretString::from(secret))
+            }
+        });
+        let auth = AuthConfig {
+            jwks_url,
+            issuer: issuer.unwrap_or_default(),
+            audience: env.string_or("SUPABASE_JWT_AUDIENCE", "authenticated"),
+            leeway: Duration::from_secs(env.number_or("JWT_LEEWAY_SECS", 30, 0..=300)),
+            jwt_secret,
+            allow_anonymous_users: env.flag_or("ALLOW_ANONYMOUS_USERS", false),
+            jwks: JwksTiming::default(),
+        };
+        let source = match env.optional("CREDENTIAL_MODE").as_deref() {
+            None | Some("static") => static_source(&mut env, None),
+            Some("per_user") => {
+                env.problem(
+                    "CREDENTIAL_MODE",
+                    "is per_user, which this version does not support yet: set it to static".into(),
+                );
+                None
+            }
+            Some(other) => {
+                env.problem(
+                    "CREDENTIAL_MODE",
+                    format!("is {other:?}: set it to static"),
+                );
+                None
+            }
+        };
+        let config = common(&mut env, auth, source);
+        env.finish().map(|()| config.expect("a config without problems is complete"))
+    }
+
+    /// The configuration of `demo`: no Supabase project, a made-up HS256 secret and SIP identity,
+    /// and the rest (bind address, CORS, ICE servers, logging) read as usual.
+    pub fn demo(
+        lookup: impl Fn(&str) -> Option<String>,
+        secrets: DemoSecrets,
+    ) -> Result<Self, ConfigErrors> {
+        let mut env = Env::new(lookup);
+        let auth = AuthConfig {
+            jwks_url: None,
+            issuer: DEMO_ISSUER.to_owned(),
+            audience: "authenticated".to_owned(),
+            leeway: Duration::from_secs(30),
+            jwt_secret: Some(secrets.jwt_secret),
+            allow_anonymous_users: false,
+            jwks: JwksTiming::default(),
+        };
+        let source = static_source(&mut env, Some((secrets.sip_username, secrets.sip_password)));
+        let config = common(&mut env, auth, source);
+        env.finish().map(|()| config.expect("a config without problems is complete"))
+    }
+}
+
+/// The static SIP identity; `fallback` (demo mode) stands in for unset variables.
+fn static_source(
+    env: &mut Env<impl Fn(&str) -> Option<String>>,
+    fallback: Option<(String, SecretString)>,
+) -> Option<CredentialSourceConfig> {
+    let (fallback_username, fallback_password) = match fallback {
+        Some((username, password)) => (Some(username), Some(password)),
+        None => (None, None),
+    };
+    let username = env.optional("TELNYX_WEBRTC_USERNAME").or(fallback_username);
+    let password = env
+        .optional("TELNYX_WEBRTC_PASSWORD")
+        .map(SecretString::from)
+        .or(fallback_password);
+    if username.is_none() {
+        env.problem(
+            "TELNYX_WEBRTC_USERNAME",
+            "is not set: set it to the SIP username of your Telnyx credential connection (Mission Control → Voice → SIP Connections)".into(),
+        );
+    }
+    if password.is_none() {
+        env.problem(
+            "TELNYX_WEBRTC_PASSWORD",
+            "is not set: set it to the SIP password of that credential connection".into(),
+        );
+    }
+    Some(CredentialSourceConfig::Static {
+        username: username?,
+        password: password?,
+    })
+}
+
+/// The variables every mode reads the same way.
+fn common(
+    env: &mut Env<impl Fn(&str) -> Option<String>>,
+    auth: AuthConfig,
+    source: Option<CredentialSourceConfig>,
+) -> Option<Config> {
+    let bind_addr = env.parsed_or("BIND_ADDR", DEFAULT_BIND_ADDR, |value| {
+        value
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("is {value:?}: set it to an IP address and port such as 0.0.0.0:8080"))
+    });
+    let credentials = CredentialConfig {
+        source: source?,
+        connection_id: env.optional("TELNYX_WEBRTC_CONNECTION_ID"),
+        realm: env.string_or("TELNYX_SIP_REALM", DEFAULT_SIP_REALM),
+        stun_urls: env.ice_urls("TELNYX_STUN_URLS", &DEFAULT_STUN_URLS, &["stun:", "stuns:"]),
+        turn_urls: env.ice_urls("TELNYX_TURN_URLS", &DEFAULT_TURN_URLS, &["turn:", "turns:"]),
+        ttl: Duration::from_secs(env.number_or("CREDENTIAL_TTL_SECS", 86_400, 60..=2_592_000)),
+    };
+    let cors_allowed_origins = env.list("CORS_ALLOWED_ORIGINS", parse_origin);
+    let request_timeout =
+        Duration::from_secs(env.number_or("REQUEST_TIMEOUT_SECS", 30, 1..=600));
+    let format = match env.optional("LOG_FORMAT").as_deref() {
+        None | Some("pretty") => LogFormat::Pretty,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            env.problem("LOG_FORMAT", format!("is {other:?}: set it to pretty or json"));
+            LogFormat::Pretty
+        }
+    };
+    let filter = env.string_or("RUST_LOG", "info");
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
+        env.problem(
+            "RUST_LOG",
+            format!("is not a valid log filter ({error}): set it to a level such as info, or info,telnyx_webrtc_credentials=debug"),
+        );
+    }
+    Some(Config {
+        bind_addr: bind_addr?,
+        auth,
+        credentials,
+        cors_allowed_origins,
+        request_timeout,
+        log: LogConfig { filter, format },
+    })
+}
+
+/// `https://<ref>.supabase.co`, without a trailing slash, path, query or fragment.
+fn parse_supabase_url(value: &str) -> Result<String, String> {
+    let hint = "set it to https://<project-ref>.supabase.co";
+    let url = Url::parse(value).map_err(|_| format!("is {value:?}, not a URL: {hint}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("is {value:?}: {hint}"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "is {value:?}: give the project URL alone, without a path such as /auth/v1 ({hint})"
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// A browser origin: scheme, host and optional port, nothing else, compared byte for byte.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let hint = "list exact origins such as https://app.example.com,http://localhost:5173";
+    if value == "*" {
+        return Err(format!("contains *, which would let any website use it: {hint}"));
+    }
+    let url = Url::parse(value).map_err(|_| format!("contains {value:?}, not an origin: {hint}"))?;
+    let origin = url.origin().ascii_serialization();
+    if origin != value {
+        return Err(format!(
+            "contains {value:?}, which is not an exact origin (did you mean {origin:?}?): {hint}"
+        ));
+    }
+    Ok(origin)
+}
+
+/// Reads variables through a lookup function and collects every problem it meets.
+struct Env<F> {
+    lookup: F,
+    problems: Vec<ConfigError>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn new(lookup: F) -> Self {
+        Self {
+            lookup,
+            problems: Vec::new(),
+        }
+    }
+
+    fn problem(&mut self, variable: &'static str, problem: String) {
+        self.problems.push(ConfigError { variable, problem });
+    }
+
+    fn finish(self) -> Result<(), ConfigErrors> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(self.problems))
+        }
+    }
+
+    /// The trimmed value; an empty one counts as unset, as `.env.example` leaves optional
+    /// variables empty.
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn string_or(&self, name: &str, default: &str) -> String {
+        self.optional(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn required_with<T>(
+        &mut self,
+        name: &'static str,
+        missing: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let Some(value) = self.optional(name) else {
+            self.problem(name, missing.to_owned());
+            return None;
+        };
+        parse(&value).map_err(|problem| self.problem(name, problem)).ok()
+    }
+
+    fn parsed_or<T>(
+        &mut self,
+        name: &'static str,
+        default: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = self.string_or(name, default);
+        parse(&value).map_err(|problem| self.problem(name, problem)).ok()
+    }
+
+    fn number_or(
+        &mut self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> u64 {
+        let Some(value) = self.optional(name) else {
+            return default;
+        };
+        match value.parse::<u64>() {
+            Ok(number) if range.contains(&number) => number,
+            _ => {
+                self.problem(
+                    name,
+                    format!(
+                        "is {value:?}: set it to a whole number of seconds from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    fn flag_or(&mut self, name: &'static str, default: bool) -> bool {
+        match self.optional(name).map(|value| value.to_ascii_lowercase()).as_deref() {
+            None => default,
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                self.problem(name, format!("is {other:?}: set it to true or false"));
+                default
+            }
+        }
+    }
+
+    /// A comma-separated list; empty items are skipped.
+    fn list(
+        &mut self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<String, String>,
+    ) -> Vec<String> {
+        let Some(value) = self.optional(name) else {
+            return Vec::new();
+        };
+        let mut items = Vec::new();
+        for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+            match parse(item) {
+                Ok(parsed) => items.push(parsed),
+                Err(problem) => self.problem(name, problem),
+            }
+        }
+        items
+    }
+
+    fn ice_urls(&mut self, name: &'static str, default: &[&str], schemes: &[&str]) -> Vec<String> {
+        let urls = self.list(name, |url| {
+            if schemes.iter().any(|scheme| url.starts_with(scheme)) {
+                Ok(url.to_owned())
+            } else {
+                Err(format!(
+                    "contains {url:?}: each URL must start with {}",
+                    schemes.join(" or ")
+                ))
+            }
+        });
+        if urls.is_empty() && self.optional(name).is_none() {
+            default.iter().map(|url| (*url).to_owned()).collect()
+        } else {
+            urls
+        }
+    }
+}
+
+impl fmt::Display for Config {
+    /// The effective configuration as `check-config` prints it: secrets say only whether they
+    /// are set.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |secret: Option<&SecretString>| match secret {
+            Some(secret) if !secret.expose_secret().is_empty() => "set (redacted)",
+            _ => "not set",
+        };
+        let auth = &self.auth;
+        let credentials = &self.credentials;
+        writeln!(f, "BIND_ADDR              = {}", self.bind_addr)?;
+        match &auth.jwks_url {
+            Some(url) => writeln!(f, "JWKS URL               = {url}")?,
+            None => writeln!(f, "JWKS URL               = none (demo mode)")?,
+        }
+        writeln!(f, "SUPABASE_JWT_ISSUER    = {}", auth.issuer)?;
+        writeln!(f, "SUPABASE_JWT_AUDIENCE  = {}", auth.audience)?;
+        writeln!(f, "SUPABASE_JWT_SECRET    = {}", set(auth.jwt_secret.as_ref()))?;
+        writeln!(f, "JWT_LEEWAY_SECS        = {}", auth.leeway.as_secs())?;
+        writeln!(f, "ALLOW_ANONYMOUS_USERS  = {}", auth.allow_anonymous_users)?;
+        match &credentials.source {
+            CredentialSourceConfig::Static { username, password } => {
+                writeln!(f, "CREDENTIAL_MODE        = static")?;
+                writeln!(f, "TELNYX_WEBRTC_USERNAME = {username}")?;
+                writeln!(f, "TELNYX_WEBRTC_PASSWORD = {}", set(Some(password)))?;
+            }
+        }
+        if let Some(connection_id) = &credentials.connection_id {
+            writeln!(f, "TELNYX_WEBRTC_CONNECTION_ID = {connection_id}")?;
+        }
+        writeln!(f, "TELNYX_SIP_REALM       = {}", credentials.realm)?;
+        writeln!(f, "TELNYX_STUN_URLS       = {}", credentials.stun_urls.join(","))?;
+        writeln!(f, "TELNYX_TURN_URLS       = {}", credentials.turn_urls.join(","))?;
+        writeln!(f, "CREDENTIAL_TTL_SECS    = {}", credentials.ttl.as_secs())?;
+        let origins = if self.cors_allowed_origins.is_empty() {
+            "none (no cross-origin access)".to_owned()
+        } else {
+            self.cors_allowed_origins.join(",")
+        };
+        writeln!(f, "CORS_ALLOWED_ORIGINS   = {origins}")?;
+        writeln!(f, "REQUEST_TIMEOUT_SECS   = {}", self.request_timeout.as_secs())?;
+        writeln!(f, "RUST_LOG               = {}", self.log.filter)?;
+        let format = match self.log.format {
+            LogFormat::Pretty => "pretty",
+            LogFormat::Json => "json",
+        };
+        write!(f, "LOG_FORMAT             = {format}")
+    }
+}
+
+/// Builds a lookup function over fixed pairs; handy for tests and examples.
+pub fn lookup_from<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("SUPABASE_URL", "https://abcd.supabase.co"),
+            ("SUPABASE_JWT_SECRET", SECRET),
+            ("TELNYX_WEBRTC_USERNAME", "gencred123"),
+            ("TELNYX_WEBRTC_PASSWORD", "sip-password-1"),
+        ]
+    }
+
+    fn load(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigErrors> {
+        let mut pairs = minimal();
+        pairs.retain(|(key, _)| !extra.iter().any(|(other, _)| other == key));
+        pairs.extend_from_slice(extra);
+        Config::from_lookup(lookup_from(pairs))
+    }
+
+    #[test]
+    fn defaults_follow_the_documented_values() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
+        assert_eq!(config.auth.issuer, "https://abcd.supabase.co/auth/v1");
+        assert_eq!(
+            config.auth.jwks_url.unwrap().as_str(),
+            "https://abcd.supabase.co/auth/v1/.well-known/jwks.json"
+        );
+        assert_eq!(config.auth.audience, "authenticated");
+        assert_eq!(config.auth.leeway, Duration::from_secs(30));
+        assert!(!config.auth.allow_anonymous_users);
+        assert_eq!(config.credentials.realm, "sip.telnyx.com");
+        assert_eq!(config.credentials.stun_urls, DEFAULT_STUN_URLS);
+        assert_eq!(config.credentials.turn_urls, DEFAULT_TURN_URLS);
+        assert_eq!(config.credentials.ttl, Duration::from_secs(86_400));
+        assert!(config.cors_allowed_origins.is_empty());
+        assert_eq!(config.log.format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn a_trailing_slash_on_the_project_url_is_forgiven() {
+        let config = load(&[("SUPABASE_URL", "https://abcd.supabase.co/")]).unwrap();
+        assert_eq!(config.auth.issuer, "https://abcd.supabase.co/auth/v1");
+    }
+
+    #[test]
+    fn the_issuer_can_be_overridden_for_custom_domains() {
+        let config = load(&[("SUPABASE_JWT_ISSUER", "https://auth.example.com/auth/v1")]).unwrap();
+        assert_eq!(config.auth.issuer, "https://auth.example.com/auth/v1");
+    }
+
+    #[test]
+    fn missing_required_variables_are_all_named_at_once() {
+        let errors = Config::from_lookup(lookup_from([])).unwrap_err();
+        for variable in ["SUPABASE_URL", "TELNYX_WEBRTC_USERNAME", "TELNYX_WEBRTC_PASSWORD"] {
+            assert!(errors.mentions(variable), "{variable} missing from {errors}");
+        }
+        assert!(errors.to_string().contains("https://<project-ref>.supabase.co"));
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable_and_the_fix() {
+        let cases: &[(&'static str, &'static str, &str)] = &[
+            ("SUPABASE_URL", "abcd.supabase.co", "https://<project-ref>.supabase.co"),
+            ("SUPABASE_URL", "https://abcd.supabase.co/auth/v1", "without a path"),
+            ("SUPABASE_JWT_SECRET", "short", "too short"),
+            ("BIND_ADDR", "localhost", "0.0.0.0:8080"),
+            ("JWT_LEEWAY_SECS", "thirty", "whole number"),
+            ("CREDENTIAL_TTL_SECS", "-1", "whole number"),
+            ("ALLOW_ANONYMOUS_USERS", "maybe", "true or false"),
+            ("CREDENTIAL_MODE", "shared", "static"),
+            ("CORS_ALLOWED_ORIGINS", "*", "any website"),
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.com/", "https://app.example.com"),
+            ("TELNYX_STUN_URLS", "turn:turn.telnyx.com", "stun:"),
+            ("TELNYX_TURN_URLS", "stun:x", "turn:"),
+            ("LOG_FORMAT", "xml", "pretty or json"),
+            ("RUST_LOG", "info,[=", "valid log filter"),
+        ];
+        for (variable, value, hint) in cases {
+            let errors = load(&[(variable, value)]).unwrap_err();
+            let message = errors.to_string();
+            assert!(errors.mentions(variable), "{variable}={value}: {message}");
+            assert!(message.contains(hint), "{variable}={value}: {message}");
+        }
+    }
+
+    #[test]
+    fn lists_are_split_on_commas() {
+        let config = load(&[
+            ("CORS_ALLOWED_ORIGINS", "https://app.example.com, http://localhost:5173"),
+            ("TELNYX_STUN_URLS", "stun:a.example:3478"),
+            ("TELNYX_TURN_URLS", "turns:b.example:443?transport=tcp,turn:c.example:3478"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        assert_eq!(config.credentials.stun_urls, ["stun:a.example:3478"]);
+        assert_eq!(
+            config.credentials.turn_urls,
+            ["turns:b.example:443?transport=tcp", "turn:c.example:3478"]
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_display() {
+        let config = load(&[]).unwrap();
+        for printed in [format!("{config:?}"), config.to_string()] {
+            assert!(!printed.contains(SECRET), "{printed}");
+            assert!(!printed.contains("sip-password-1"), "{printed}");
+        }
+        assert!(config.to_string().contains("SUPABASE_JWT_SECRET    = set (redacted)"));
+    }
+
+    #[test]
+    fn demo_needs_no_variables() {
+        let secrets = DemoSecrets {
+            jwt_secret: SecretString::from(SECRET),
+            sip_username: "demo".into(),
+            sip_password: SecretString::from("pw"),
+        };
+        let config = Config::demo(lookup_from([]), secrets).unwrap();
+        assert!(config.auth.jwks_url.is_none());
+        assert_eq!(config.auth.issuer, DEMO_ISSUER);
+    }
+}

@@ -1,0 +1,181 @@
+//! The HTTP surface: routes, the middleware stack around them, and the shared state.
+
+pub mod error;
+pub mod extractor;
+pub mod handlers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRef, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use tracing::Level;
+
+use crate::auth::{AccessPolicy, TokenVerifier};
+use crate::config::Config;
+use crate::credentials::CredentialSource;
+use error::ApiError;
+use extractor::Authenticator;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub verifier: Arc<TokenVerifier>,
+    pub policy: Arc<AccessPolicy>,
+    pub credentials: Arc<CredentialSource>,
+    pub cors_allowed_origins: Arc<[HeaderValue]>,
+    pub request_timeout: Duration,
+}
+
+impl AppState {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            verifier: Arc::new(TokenVerifier::new(&config.auth)),
+            policy: Arc::new(AccessPolicy {
+                allow_anonymous_users: config.auth.allow_anonymous_users,
+            }),
+            credentials: Arc::new(CredentialSource::from_config(&config.credentials)),
+            cors_allowed_origins: config
+                .cors_allowed_origins
+                .iter()
+                .map(|origin| HeaderValue::from_str(origin).expect("origins are validated ASCII"))
+                .collect(),
+            request_timeout: config.request_timeout,
+        }
+    }
+}
+
+impl FromRef<AppState> for Authenticator {
+    fn from_ref(state: &AppState) -> Self {
+        Authenticator {
+            verifier: state.verifier.clone(),
+            policy: state.policy.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Arc<TokenVerifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<CredentialSource> {
+    fn from_ref(state: &AppState) -> Self {
+        state.credentials.clone()
+    }
+}
+
+/// The whole application, as the binary serves it and the tests drive it.
+pub fn app(state: AppState) -> Router {
+    let cors = cors_layer(&state.cors_allowed_origins);
+    let middleware = ServiceBuilder::new()
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            // The panic message went to stderr through the panic hook; it stays out of the body.
+            ApiError::Internal("a handler panicked".into()).into_response()
+        }))
+        .layer(cors)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(middleware::from_fn(json_error_bodies))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.request_timeout,
+        ));
+
+    Router::new()
+        .route(
+            "/credentials",
+            get(handlers::issue_credential).post(handlers::issue_credential),
+        )
+        .route("/healthz", get(handlers::liveness))
+        .route("/readyz", get(handlers::readiness))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware)
+        .with_state(state)
+}
+
+/// Exact origins only; no origin configured means no cross-origin access at all. The token
+/// travels in a header, never a cookie, so credentials mode stays off.
+fn cors_layer(origins: &[HeaderValue]) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([REQUEST_ID])
+        .max_age(Duration::from_secs(600))
+}
+
+/// The span every log line of a request is written in. The path only: a query string could
+/// carry a token, and the `Authorization` header is never recorded.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        request_id,
+        user_id = tracing::field::Empty,
+    )
+}
+
+/// Gives the framework's bare error responses (unknown method, timeout) the same JSON body as
+/// ours, keeping their status and headers (`Allow` on a 405).
+async fn json_error_bodies(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let bare = response.headers().get(header::CONTENT_TYPE).is_none();
+    if !bare || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::NOT_FOUND => ApiError::NotFound,
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Timeout,
+        _ => return response,
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let replacement = error.into_response();
+    parts
+        .headers
+        .extend(replacement.headers().iter().map(|(name, value)| (name.clone(), value.clone())));
+    Response::from_parts(parts, replacement.into_body())
+}

@@ -1,0 +1,16 @@
+//! telnyx-webrtc-credentials: hands Supabase-authenticated browser users the credentials they
+//! need to place and receive calls through Telnyx WebRTC.
+//!
+//! The request path, top to bottom: [`http::extractor`] verifies the bearer token with
+//! [`auth`], [`http::handlers`] asks the [`credentials`] source, and the response serializes
+//! a [`credentials::WebRTCCredential`].
+
+pub mod auth;
+pub mod config;
+pub mod credentials;
+pub mod demo;
+pub mod http;
+pub mod server;
+pub mod telemetry;
+
+pub use http::{AppState, app};

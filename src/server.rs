@@ -1,0 +1,86 @@
+//! Running the service: bind, keep the signing keys fresh, serve until SIGINT or SIGTERM.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::http::{AppState, app};
+
+/// A bound, not yet serving, instance of the service.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Binds `config.bind_addr`; port 0 picks a free port (see [`Server::local_addr`]).
+    pub async fn bind(config: &Config) -> io::Result<Self> {
+        let listener = TcpListener::bind(config.bind_addr).await?;
+        Ok(Self {
+            listener,
+            state: AppState::from_config(config),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    ///
+    /// The first JWKS fetch runs in the background: an unreachable Supabase delays nothing,
+    /// HS256 tokens are served at once, and `/readyz` says 503 until the keys arrive.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let refresher: Option<JoinHandle<()>> = self
+            .state
+            .verifier
+            .key_store()
+            .map(|store| tokio::spawn(store.clone().refresh_forever()));
+        tracing::info!(address = %self.local_addr(), mode = self.state.credentials.mode(), "listening");
+        let result = axum::serve(self.listener, app(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Some(refresher) = refresher {
+            refresher.abort();
+        }
+        result
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (what container platforms send).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received: finishing in-flight requests"),
+        () = terminate => tracing::info!("SIGTERM received: finishing in-flight requests"),
+    }
+}
