@@ -172,9 +172,9 @@ impl Config {
         let issuer = env
             .optional("SUPABASE_JWT_ISSUER")
             .or_else(|| supabase_url.as_ref().map(|url| format!("{url}/auth/v1")));
-        let jwks_url = supabase_url.as_ref().and_then(|url| {
-            Url::parse(&format!("{url}/auth/v1/.well-known/jwks.json")).ok()
-        });
+        let jwks_url = supabase_url
+            .as_ref()
+            .and_then(|url| Url::parse(&format!("{url}/auth/v1/.well-known/jwks.json")).ok());
         let jwt_secret = env.optional("SUPABASE_JWT_SECRET").and_then(|secret| {
             if secret.len() < MIN_JWT_SECRET_LEN {
                 env.problem(
@@ -208,15 +208,13 @@ impl Config {
                 None
             }
             Some(other) => {
-                env.problem(
-                    "CREDENTIAL_MODE",
-                    format!("is {other:?}: set it to static"),
-                );
+                env.problem("CREDENTIAL_MODE", format!("is {other:?}: set it to static"));
                 None
             }
         };
         let config = common(&mut env, auth, source);
-        env.finish().map(|()| config.expect("a config without problems is complete"))
+        env.finish()
+            .map(|()| config.expect("a config without problems is complete"))
     }
 
     /// The configuration of `demo`: no Supabase project, a made-up HS256 secret and SIP identity,
@@ -237,7 +235,8 @@ impl Config {
         };
         let source = static_source(&mut env, Some((secrets.sip_username, secrets.sip_password)));
         let config = common(&mut env, auth, source);
-        env.finish().map(|()| config.expect("a config without problems is complete"))
+        env.finish()
+            .map(|()| config.expect("a config without problems is complete"))
     }
 }
 
@@ -280,9 +279,9 @@ fn common(
     source: Option<CredentialSourceConfig>,
 ) -> Option<Config> {
     let bind_addr = env.parsed_or("BIND_ADDR", DEFAULT_BIND_ADDR, |value| {
-        value
-            .parse::<SocketAddr>()
-            .map_err(|_| format!("is {value:?}: set it to an IP address and port such as 0.0.0.0:8080"))
+        value.parse::<SocketAddr>().map_err(|_| {
+            format!("is {value:?}: set it to an IP address and port such as 0.0.0.0:8080")
+        })
     });
     let credentials = CredentialConfig {
         source: source?,
@@ -293,13 +292,15 @@ fn common(
         ttl: Duration::from_secs(env.number_or("CREDENTIAL_TTL_SECS", 86_400, 60..=2_592_000)),
     };
     let cors_allowed_origins = env.list("CORS_ALLOWED_ORIGINS", parse_origin);
-    let request_timeout =
-        Duration::from_secs(env.number_or("REQUEST_TIMEOUT_SECS", 30, 1..=600));
+    let request_timeout = Duration::from_secs(env.number_or("REQUEST_TIMEOUT_SECS", 30, 1..=600));
     let format = match env.optional("LOG_FORMAT").as_deref() {
         None | Some("pretty") => LogFormat::Pretty,
         Some("json") => LogFormat::Json,
         Some(other) => {
-            env.problem("LOG_FORMAT", format!("is {other:?}: set it to pretty or json"));
+            env.problem(
+                "LOG_FORMAT",
+                format!("is {other:?}: set it to pretty or json"),
+            );
             LogFormat::Pretty
         }
     };
@@ -339,9 +340,12 @@ fn parse_supabase_url(value: &str) -> Result<String, String> {
 fn parse_origin(value: &str) -> Result<String, String> {
     let hint = "list exact origins such as https://app.example.com,http://localhost:5173";
     if value == "*" {
-        return Err(format!("contains *, which would let any website use it: {hint}"));
+        return Err(format!(
+            "contains *, which would let any website use it: {hint}"
+        ));
     }
-    let url = Url::parse(value).map_err(|_| format!("contains {value:?}, not an origin: {hint}"))?;
+    let url =
+        Url::parse(value).map_err(|_| format!("contains {value:?}, not an origin: {hint}"))?;
     let origin = url.origin().ascii_serialization();
     if origin != value {
         return Err(format!(
@@ -399,7 +403,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             self.problem(name, missing.to_owned());
             return None;
         };
-        parse(&value).map_err(|problem| self.problem(name, problem)).ok()
+        parse(&value)
+            .map_err(|problem| self.problem(name, problem))
+            .ok()
     }
 
     fn parsed_or<T>(
@@ -409,7 +415,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Option<T> {
         let value = self.string_or(name, default);
-        parse(&value).map_err(|problem| self.problem(name, problem)).ok()
+        parse(&value)
+            .map_err(|problem| self.problem(name, problem))
+            .ok()
     }
 
     fn number_or(
@@ -438,7 +446,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     fn flag_or(&mut self, name: &'static str, default: bool) -> bool {
-        match self.optional(name).map(|value| value.to_ascii_lowercase()).as_deref() {
+        match self
+            .optional(name)
+            .map(|value| value.to_ascii_lowercase())
+            .as_deref()
+        {
             None => default,
             Some("true" | "1" | "yes") => true,
             Some("false" | "0" | "no") => false,
@@ -459,7 +471,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             return Vec::new();
         };
         let mut items = Vec::new();
-        for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        for item in value
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
             match parse(item) {
                 Ok(parsed) => items.push(parsed),
                 Err(problem) => self.problem(name, problem),
@@ -504,7 +520,11 @@ impl fmt::Display for Config {
         }
         writeln!(f, "SUPABASE_JWT_ISSUER    = {}", auth.issuer)?;
         writeln!(f, "SUPABASE_JWT_AUDIENCE  = {}", auth.audience)?;
-        writeln!(f, "SUPABASE_JWT_SECRET    = {}", set(auth.jwt_secret.as_ref()))?;
+        writeln!(
+            f,
+            "SUPABASE_JWT_SECRET    = {}",
+            set(auth.jwt_secret.as_ref())
+        )?;
         writeln!(f, "JWT_LEEWAY_SECS        = {}", auth.leeway.as_secs())?;
         writeln!(f, "ALLOW_ANONYMOUS_USERS  = {}", auth.allow_anonymous_users)?;
         match &credentials.source {
@@ -518,8 +538,16 @@ impl fmt::Display for Config {
             writeln!(f, "TELNYX_WEBRTC_CONNECTION_ID = {connection_id}")?;
         }
         writeln!(f, "TELNYX_SIP_REALM       = {}", credentials.realm)?;
-        writeln!(f, "TELNYX_STUN_URLS       = {}", credentials.stun_urls.join(","))?;
-        writeln!(f, "TELNYX_TURN_URLS       = {}", credentials.turn_urls.join(","))?;
+        writeln!(
+            f,
+            "TELNYX_STUN_URLS       = {}",
+            credentials.stun_urls.join(",")
+        )?;
+        writeln!(
+            f,
+            "TELNYX_TURN_URLS       = {}",
+            credentials.turn_urls.join(",")
+        )?;
         writeln!(f, "CREDENTIAL_TTL_SECS    = {}", credentials.ttl.as_secs())?;
         let origins = if self.cors_allowed_origins.is_empty() {
             "none (no cross-origin access)".to_owned()
@@ -527,7 +555,11 @@ impl fmt::Display for Config {
             self.cors_allowed_origins.join(",")
         };
         writeln!(f, "CORS_ALLOWED_ORIGINS   = {origins}")?;
-        writeln!(f, "REQUEST_TIMEOUT_SECS   = {}", self.request_timeout.as_secs())?;
+        writeln!(
+            f,
+            "REQUEST_TIMEOUT_SECS   = {}",
+            self.request_timeout.as_secs()
+        )?;
         writeln!(f, "RUST_LOG               = {}", self.log.filter)?;
         let format = match self.log.format {
             LogFormat::Pretty => "pretty",
@@ -605,17 +637,36 @@ mod tests {
     #[test]
     fn missing_required_variables_are_all_named_at_once() {
         let errors = Config::from_lookup(lookup_from([])).unwrap_err();
-        for variable in ["SUPABASE_URL", "TELNYX_WEBRTC_USERNAME", "TELNYX_WEBRTC_PASSWORD"] {
-            assert!(errors.mentions(variable), "{variable} missing from {errors}");
+        for variable in [
+            "SUPABASE_URL",
+            "TELNYX_WEBRTC_USERNAME",
+            "TELNYX_WEBRTC_PASSWORD",
+        ] {
+            assert!(
+                errors.mentions(variable),
+                "{variable} missing from {errors}"
+            );
         }
-        assert!(errors.to_string().contains("https://<project-ref>.supabase.co"));
+        assert!(
+            errors
+                .to_string()
+                .contains("https://<project-ref>.supabase.co")
+        );
     }
 
     #[test]
     fn malformed_values_name_the_variable_and_the_fix() {
         let cases: &[(&'static str, &'static str, &str)] = &[
-            ("SUPABASE_URL", "abcd.supabase.co", "https://<project-ref>.supabase.co"),
-            ("SUPABASE_URL", "https://abcd.supabase.co/auth/v1", "without a path"),
+            (
+                "SUPABASE_URL",
+                "abcd.supabase.co",
+                "https://<project-ref>.supabase.co",
+            ),
+            (
+                "SUPABASE_URL",
+                "https://abcd.supabase.co/auth/v1",
+                "without a path",
+            ),
             ("SUPABASE_JWT_SECRET", "short", "too short"),
             ("BIND_ADDR", "localhost", "0.0.0.0:8080"),
             ("JWT_LEEWAY_SECS", "thirty", "whole number"),
@@ -623,7 +674,11 @@ mod tests {
             ("ALLOW_ANONYMOUS_USERS", "maybe", "true or false"),
             ("CREDENTIAL_MODE", "shared", "static"),
             ("CORS_ALLOWED_ORIGINS", "*", "any website"),
-            ("CORS_ALLOWED_ORIGINS", "https://app.example.com/", "https://app.example.com"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://app.example.com/",
+                "https://app.example.com",
+            ),
             ("TELNYX_STUN_URLS", "turn:turn.telnyx.com", "stun:"),
             ("TELNYX_TURN_URLS", "stun:x", "turn:"),
             ("LOG_FORMAT", "xml", "pretty or json"),
@@ -640,9 +695,15 @@ mod tests {
     #[test]
     fn lists_are_split_on_commas() {
         let config = load(&[
-            ("CORS_ALLOWED_ORIGINS", "https://app.example.com, http://localhost:5173"),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://app.example.com, http://localhost:5173",
+            ),
             ("TELNYX_STUN_URLS", "stun:a.example:3478"),
-            ("TELNYX_TURN_URLS", "turns:b.example:443?transport=tcp,turn:c.example:3478"),
+            (
+                "TELNYX_TURN_URLS",
+                "turns:b.example:443?transport=tcp,turn:c.example:3478",
+            ),
         ])
         .unwrap();
         assert_eq!(
@@ -663,7 +724,11 @@ mod tests {
             assert!(!printed.contains(SECRET), "{printed}");
             assert!(!printed.contains("sip-password-1"), "{printed}");
         }
-        assert!(config.to_string().contains("SUPABASE_JWT_SECRET    = set (redacted)"));
+        assert!(
+            config
+                .to_string()
+                .contains("SUPABASE_JWT_SECRET    = set (redacted)")
+        );
     }
 
     #[test]

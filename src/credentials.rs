@@ -133,9 +133,9 @@ impl StaticCredential {
 
     fn issue(&self, now: SystemTime) -> WebRTCCredential {
         let expires = now + self.ttl;
-        let expires_at = expires
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+        let expires_at = expires.duration_since(UNIX_EPOCH).map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
         WebRTCCredential {
             expires_at,
             ..self.template.clone()

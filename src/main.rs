@@ -82,7 +82,10 @@ fn run(config: Result<Config, ConfigErrors>, demo_secret: Option<SecretString>) 
         let server = match Server::bind(&config).await {
             Ok(server) => server,
             Err(error) => {
-                eprintln!("error: cannot listen on BIND_ADDR={}: {error}", config.bind_addr);
+                eprintln!(
+                    "error: cannot listen on BIND_ADDR={}: {error}",
+                    config.bind_addr
+                );
                 return ExitCode::from(EXIT_CONFIG);
             }
         };

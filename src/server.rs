@@ -40,7 +40,10 @@ impl Server {
     ///
     /// The first JWKS fetch runs in the background: an unreachable Supabase delays nothing,
     /// HS256 tokens are served at once, and `/readyz` says 503 until the keys arrive.
-    pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
         let refresher: Option<JoinHandle<()>> = self
             .state
             .verifier

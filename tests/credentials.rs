@@ -46,7 +46,10 @@ async fn the_response_carries_the_whole_credential() {
         (before_ms + 86_400_000..before_ms + 86_400_000 + 5_000).contains(&expires_at),
         "expires_at {expires_at} is not now + 24 h in milliseconds"
     );
-    let turn_urls = json!(["turn:turn.telnyx.com:3478?transport=udp", "turn:turn.telnyx.com:3478?transport=tcp"]);
+    let turn_urls = json!([
+        "turn:turn.telnyx.com:3478?transport=udp",
+        "turn:turn.telnyx.com:3478?transport=tcp"
+    ]);
     let stun_urls = json!(["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"]);
     let mut expected = json!({
         "username": SIP_USERNAME,
@@ -62,14 +65,21 @@ async fn the_response_carries_the_whole_credential() {
         ],
     });
     assert_eq!(credential, &expected);
-    assert_eq!(body.as_object().unwrap().len(), 2, "only success and credential: {body}");
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2,
+        "only success and credential: {body}"
+    );
 
     // The realm, ICE lists and lifetime follow the configuration.
     let app = TestApp::spawn_with(Options {
         env: vec![
             ("TELNYX_SIP_REALM", "sip.example.net".into()),
             ("TELNYX_STUN_URLS", "stun:stun.example.net:3478".into()),
-            ("TELNYX_TURN_URLS", "turns:turn.example.net:443?transport=tcp".into()),
+            (
+                "TELNYX_TURN_URLS",
+                "turns:turn.example.net:443?transport=tcp".into(),
+            ),
             ("CREDENTIAL_TTL_SECS", "600".into()),
         ],
         ..Options::default()
@@ -100,8 +110,14 @@ async fn the_response_carries_the_whole_credential() {
 async fn post_works_like_get_and_the_scheme_is_case_insensitive() {
     let app = TestApp::spawn().await;
     let token = app_token(&app);
-    for (method, scheme) in [(Method::POST, "Bearer"), (Method::GET, "bearer"), (Method::POST, "BEARER")] {
-        let response = app.credentials_with_header(method.clone(), Some(&format!("{scheme} {token}"))).await;
+    for (method, scheme) in [
+        (Method::POST, "Bearer"),
+        (Method::GET, "bearer"),
+        (Method::POST, "BEARER"),
+    ] {
+        let response = app
+            .credentials_with_header(method.clone(), Some(&format!("{scheme} {token}")))
+            .await;
         assert_eq!(response.status(), 200, "{method} with {scheme}");
     }
     // A POST with a JSON body (as some fetch wrappers send) is fine too.
@@ -135,7 +151,10 @@ async fn anonymous_users_are_refused_unless_allowed() {
     claims["is_anonymous"] = json!(true);
     let token = keys().es256.sign(&claims);
     let (status, body) = error_body(app.get_credentials(&token).await).await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("anonymous_user")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("anonymous_user"))
+    );
 
     let permissive = TestApp::spawn_with(Options {
         env: vec![("ALLOW_ANONYMOUS_USERS", "true".into())],
@@ -144,7 +163,12 @@ async fn anonymous_users_are_refused_unless_allowed() {
     .await;
     let mut claims = permissive.claims();
     claims["is_anonymous"] = json!(true);
-    assert_issued(permissive.get_credentials(&keys().es256.sign(&claims)).await).await;
+    assert_issued(
+        permissive
+            .get_credentials(&keys().es256.sign(&claims))
+            .await,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -166,7 +190,11 @@ async fn the_projects_anon_and_service_role_keys_never_buy_credentials() {
         let response = app.get_credentials(&sign_hs256(&claims)).await;
         assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
         let (status, body) = error_body(response).await;
-        assert_eq!((status, body["code"].as_str()), (403, Some("role_not_allowed")), "{role}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("role_not_allowed")),
+            "{role}"
+        );
     }
 }
 
@@ -178,7 +206,11 @@ async fn other_methods_get_405_and_unknown_paths_404_in_the_error_shape() {
         let allow = response.headers()["allow"].to_str().unwrap().to_owned();
         assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
         let (status, body) = error_body(response).await;
-        assert_eq!((status, body["code"].as_str()), (405, Some("method_not_allowed")), "{method}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{method}"
+        );
     }
     let (status, body) = error_body(app.get("/nothing-here").await).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
@@ -225,11 +257,23 @@ async fn cors_preflight_is_allowed_for_configured_origins_only() {
     };
     let allowed = preflight(ALLOWED_ORIGIN).await.unwrap();
     assert!(allowed.status().is_success());
-    assert_eq!(allowed.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], ALLOWED_ORIGIN);
-    let allowed_headers = allowed.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
+    assert_eq!(
+        allowed.headers()[ACCESS_CONTROL_ALLOW_ORIGIN],
+        ALLOWED_ORIGIN
+    );
+    let allowed_headers = allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
     assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
-    let allowed_methods = allowed.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
-    assert!(allowed_methods.contains("GET") && allowed_methods.contains("POST"), "{allowed_methods}");
+    let allowed_methods = allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        allowed_methods.contains("GET") && allowed_methods.contains("POST"),
+        "{allowed_methods}"
+    );
 
     let denied = preflight("https://evil.example.net").await.unwrap();
     assert!(!denied.headers().contains_key(ACCESS_CONTROL_ALLOW_ORIGIN));
@@ -245,7 +289,10 @@ async fn cors_preflight_is_allowed_for_configured_origins_only() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.headers()[ACCESS_CONTROL_ALLOW_ORIGIN], ALLOWED_ORIGIN);
+        assert_eq!(
+            response.headers()[ACCESS_CONTROL_ALLOW_ORIGIN],
+            ALLOWED_ORIGIN
+        );
     }
     let foreign = app
         .client
@@ -273,5 +320,9 @@ async fn without_configured_origins_there_is_no_cross_origin_access() {
         .send()
         .await
         .unwrap();
-    assert!(!preflight.headers().contains_key(ACCESS_CONTROL_ALLOW_ORIGIN));
+    assert!(
+        !preflight
+            .headers()
+            .contains_key(ACCESS_CONTROL_ALLOW_ORIGIN)
+    );
 }

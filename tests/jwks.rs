@@ -32,28 +32,39 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_interval() {
     assert_eq!(before, 1, "one fetch at start-up");
     let app = &app;
     let requests = (0..100).map(|n| {
-        let token = unknown_kid_token(&app, &format!("made-up-{n}"));
+        let token = unknown_kid_token(app, &format!("made-up-{n}"));
         async move { app.get_credentials(&token).await.status() }
     });
     let statuses = join_all(requests).await;
     assert!(statuses.iter().all(|status| *status == 401));
-    assert_eq!(app.supabase.fetches(), before, "the start-up fetch was under 30 s ago");
+    assert_eq!(
+        app.supabase.fetches(),
+        before,
+        "the start-up fetch was under 30 s ago"
+    );
 }
 
 #[tokio::test]
 async fn concurrent_misses_share_one_fetch() {
-    let app = TestApp::spawn_with(Options { timing: timing(0, 600_000), ..Options::default() }).await;
+    let app = TestApp::spawn_with(Options {
+        timing: timing(0, 600_000),
+        ..Options::default()
+    })
+    .await;
     app.supabase.set_delay(Duration::from_millis(300));
     let before = app.supabase.fetches();
     let app = &app;
     let requests = (0..40).map(|n| {
-        let token = unknown_kid_token(&app, &format!("made-up-{n}"));
+        let token = unknown_kid_token(app, &format!("made-up-{n}"));
         async move { app.get_credentials(&token).await.status() }
     });
     let statuses = join_all(requests).await;
     assert!(statuses.iter().all(|status| *status == 401));
     let fetches = app.supabase.fetches() - before;
-    assert!((1..=2).contains(&fetches), "{fetches} fetches for 40 concurrent misses");
+    assert!(
+        (1..=2).contains(&fetches),
+        "{fetches} fetches for 40 concurrent misses"
+    );
 }
 
 #[tokio::test]
@@ -71,8 +82,17 @@ async fn a_key_added_to_the_jwks_is_accepted_after_rotation() {
     app.supabase.set_keys(&[&keys.es256, &keys.rs256]);
     assert_eq!(app.get_credentials(&rotated).await.status(), 401);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(app.get_credentials(&rotated).await.status(), 200, "fetched on the unknown kid");
-    assert_eq!(app.get_credentials(&keys.es256.sign(&app.claims())).await.status(), 200);
+    assert_eq!(
+        app.get_credentials(&rotated).await.status(),
+        200,
+        "fetched on the unknown kid"
+    );
+    assert_eq!(
+        app.get_credentials(&keys.es256.sign(&app.claims()))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -94,37 +114,75 @@ async fn the_background_refresh_picks_up_added_and_revoked_keys() {
         assert!(Instant::now() < deadline, "the new key was never fetched");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(app.get_credentials(&old).await.status(), 401, "a key removed from the JWKS is revoked");
+    assert_eq!(
+        app.get_credentials(&old).await.status(),
+        401,
+        "a key removed from the JWKS is revoked"
+    );
 }
 
 #[tokio::test]
 async fn an_outage_keeps_the_known_keys_working() {
-    let app = TestApp::spawn_with(Options { timing: timing(0, 100), ..Options::default() }).await;
+    let app = TestApp::spawn_with(Options {
+        timing: timing(0, 100),
+        ..Options::default()
+    })
+    .await;
     let token = keys().es256.sign(&app.claims());
     app.supabase.set_failing(true);
     let before = app.supabase.fetches();
     // Both the background refresh and a kid-driven refetch fail while Supabase is down.
-    assert_eq!(app.get_credentials(&unknown_kid_token(&app, "new-kid")).await.status(), 401);
+    assert_eq!(
+        app.get_credentials(&unknown_kid_token(&app, "new-kid"))
+            .await
+            .status(),
+        401
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(app.supabase.fetches() >= before + 2, "refreshes were attempted");
+    assert!(
+        app.supabase.fetches() >= before + 2,
+        "refreshes were attempted"
+    );
     assert_eq!(app.get_credentials(&token).await.status(), 200);
-    assert_eq!(app.get("/readyz").await.status(), 200, "still ready on the last good keys");
+    assert_eq!(
+        app.get("/readyz").await.status(),
+        200,
+        "still ready on the last good keys"
+    );
 
     // A JWKS that answers with something else than a key set is an outage too.
     app.supabase.set_failing(false);
-    app.supabase.set_document(serde_json::json!({"error": "maintenance"}));
+    app.supabase
+        .set_document(serde_json::json!({"error": "maintenance"}));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.get_credentials(&token).await.status(), 200);
 }
 
 #[tokio::test]
 async fn a_stalled_jwks_endpoint_times_out_without_losing_keys() {
-    let app = TestApp::spawn_with(Options { timing: timing(0, 600_000), ..Options::default() }).await;
+    let app = TestApp::spawn_with(Options {
+        timing: timing(0, 600_000),
+        ..Options::default()
+    })
+    .await;
     app.supabase.set_delay(Duration::from_secs(5));
     let started = Instant::now();
-    assert_eq!(app.get_credentials(&unknown_kid_token(&app, "slow-kid")).await.status(), 401);
-    assert!(started.elapsed() < Duration::from_secs(4), "the 500 ms fetch timeout bounded the wait");
-    assert_eq!(app.get_credentials(&keys().es256.sign(&app.claims())).await.status(), 200);
+    assert_eq!(
+        app.get_credentials(&unknown_kid_token(&app, "slow-kid"))
+            .await
+            .status(),
+        401
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the 500 ms fetch timeout bounded the wait"
+    );
+    assert_eq!(
+        app.get_credentials(&keys().es256.sign(&app.claims()))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -144,12 +202,34 @@ async fn unreachable_supabase_at_start_up_serves_hs256_and_reports_not_ready() {
     assert_eq!(not_ready.status(), 503);
     let body: Value = not_ready.json().await.unwrap();
     assert_eq!(body["status"], "not_ready");
-    assert!(body["reason"].as_str().unwrap().contains("SUPABASE_URL"), "{body}");
-    assert_eq!(app.get("/healthz").await.status(), 200, "alive all the same");
-    assert_eq!(app.get_credentials(&sign_hs256(&app.claims())).await.status(), 200);
-    assert_eq!(app.get_credentials(&keys.es256.sign(&app.claims())).await.status(), 401);
+    assert!(
+        body["reason"].as_str().unwrap().contains("SUPABASE_URL"),
+        "{body}"
+    );
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "alive all the same"
+    );
+    assert_eq!(
+        app.get_credentials(&sign_hs256(&app.claims()))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get_credentials(&keys.es256.sign(&app.claims()))
+            .await
+            .status(),
+        401
+    );
 
     app.supabase.set_failing(false);
     app.wait_until_ready().await;
-    assert_eq!(app.get_credentials(&keys.es256.sign(&app.claims())).await.status(), 200);
+    assert_eq!(
+        app.get_credentials(&keys.es256.sign(&app.claims()))
+            .await
+            .status(),
+        200
+    );
 }

@@ -36,14 +36,17 @@ impl KeySet {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
-    #[error("could not reach {url}: {source}")]
+    #[error("could not reach {url}: {}", with_causes(source))]
     Unreachable {
         url: Url,
         #[source]
         source: reqwest::Error,
     },
     #[error("{url} answered HTTP {status}")]
-    Status { url: Url, status: reqwest::StatusCode },
+    Status {
+        url: Url,
+        status: reqwest::StatusCode,
+    },
     #[error("{url} sent more than {MAX_JWKS_BYTES} bytes")]
     TooLarge { url: Url },
     #[error("{url} did not send a JSON Web Key Set: {source}")]
@@ -236,6 +239,19 @@ impl KeyStore {
     }
 }
 
+/// reqwest's own message is "error sending request"; the useful part (connection refused,
+/// timed out, certificate unknown) is in its sources.
+fn with_causes(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
 #[derive(Deserialize)]
 struct JwksDocument {
     keys: Vec<serde_json::Value>,
@@ -246,7 +262,8 @@ struct JwksDocument {
 /// `Ok(None)` is a key we deliberately ignore: symmetric (`oct`) keys, which a public JWKS must
 /// not hold and which would let a public value act as an HMAC secret, and encryption keys.
 fn usable_key(raw: serde_json::Value) -> Result<Option<(String, Algorithm, DecodingKey)>, String> {
-    let jwk: Jwk = serde_json::from_value(raw).map_err(|error| format!("unreadable key: {error}"))?;
+    let jwk: Jwk =
+        serde_json::from_value(raw).map_err(|error| format!("unreadable key: {error}"))?;
     if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
         return Ok(None);
     }
@@ -277,9 +294,12 @@ fn usable_key(raw: serde_json::Value) -> Result<Option<(String, Algorithm, Decod
             let declared = algorithm_of(declared)
                 .ok_or_else(|| format!("kid {kid}: unsupported alg {declared:?}"))?;
             let same_family = declared.family() == implied.family();
-            let same_curve = implied.family() != jsonwebtoken::AlgorithmFamily::Ec || declared == implied;
+            let same_curve =
+                implied.family() != jsonwebtoken::AlgorithmFamily::Ec || declared == implied;
             if !(same_family && same_curve) {
-                return Err(format!("kid {kid}: alg {declared:?} does not fit the key type"));
+                return Err(format!(
+                    "kid {kid}: alg {declared:?} does not fit the key type"
+                ));
             }
             declared
         }
@@ -330,7 +350,10 @@ mod tests {
     #[test]
     fn the_algorithm_comes_from_the_key() {
         assert_eq!(alg_of(p256(json!({}))).unwrap(), Some(Algorithm::ES256));
-        assert_eq!(alg_of(p256(json!({"alg": "ES256", "use": "sig"}))).unwrap(), Some(Algorithm::ES256));
+        assert_eq!(
+            alg_of(p256(json!({"alg": "ES256", "use": "sig"}))).unwrap(),
+            Some(Algorithm::ES256)
+        );
         assert!(alg_of(p256(json!({"alg": "RS256"}))).is_err());
         assert!(alg_of(p256(json!({"alg": "ES384"}))).is_err());
         assert!(alg_of(p256(json!({"alg": "HS256"}))).is_err());

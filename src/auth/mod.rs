@@ -32,7 +32,9 @@ pub enum TokenRejection {
     TooLarge,
     #[error("the token is not a signed JWT in compact form (three base64url parts)")]
     Malformed,
-    #[error("the token header names its own key or critical extensions ({0}); such headers are never trusted")]
+    #[error(
+        "the token header names its own key or critical extensions ({0}); such headers are never trusted"
+    )]
     UntrustedHeader(&'static str),
     #[error("the token is HS256 but SUPABASE_JWT_SECRET is not configured")]
     SharedSecretNotConfigured,
@@ -105,7 +107,12 @@ impl TokenVerifier {
         // A JWE has five parts and a detached or unsecured JWS has an empty last one; neither
         // is a Supabase access token.
         let mut parts = token.split('.');
-        let well_formed = parts.by_ref().take(3).filter(|part| !part.is_empty()).count() == 3
+        let well_formed = parts
+            .by_ref()
+            .take(3)
+            .filter(|part| !part.is_empty())
+            .count()
+            == 3
             && parts.next().is_none();
         if !well_formed {
             return Err(TokenRejection::Malformed);

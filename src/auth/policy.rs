@@ -65,7 +65,10 @@ mod tests {
             allow_anonymous_users: false,
         };
         assert_eq!(policy.check(&claims(Some("authenticated"), None)), Ok(()));
-        assert_eq!(policy.check(&claims(Some("authenticated"), Some(false))), Ok(()));
+        assert_eq!(
+            policy.check(&claims(Some("authenticated"), Some(false))),
+            Ok(())
+        );
         assert_eq!(
             policy.check(&claims(Some("authenticated"), Some(true))),
             Err(PolicyRefusal::AnonymousUser)
@@ -84,7 +87,10 @@ mod tests {
         let policy = AccessPolicy {
             allow_anonymous_users: true,
         };
-        assert_eq!(policy.check(&claims(Some("authenticated"), Some(true))), Ok(()));
+        assert_eq!(
+            policy.check(&claims(Some("authenticated"), Some(true))),
+            Ok(())
+        );
         assert!(policy.check(&claims(Some("anon"), None)).is_err());
     }
 }

@@ -14,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceBuilder;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -21,7 +22,6 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tower_http::LatencyUnit;
 use tracing::Level;
 
 use crate::auth::{AccessPolicy, TokenVerifier};
@@ -85,7 +85,9 @@ impl FromRef<AppState> for Arc<CredentialSource> {
 pub fn app(state: AppState) -> Router {
     let cors = cors_layer(&state.cors_allowed_origins);
     let middleware = ServiceBuilder::new()
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+        ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
@@ -174,8 +176,11 @@ async fn json_error_bodies(request: Request, next: Next) -> Response {
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     let replacement = error.into_response();
-    parts
-        .headers
-        .extend(replacement.headers().iter().map(|(name, value)| (name.clone(), value.clone())));
+    parts.headers.extend(
+        replacement
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone())),
+    );
     Response::from_parts(parts, replacement.into_body())
 }

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -28,7 +30,10 @@ pub const SIP_PASSWORD: &str = "test-sip-password-8d1f";
 pub const ALLOWED_ORIGIN: &str = "https://app.example.com";
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 pub fn b64(bytes: impl AsRef<[u8]>) -> String {
@@ -50,7 +55,12 @@ impl TestKey {
         let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
         let der = pair.to_pkcs8v1().unwrap();
         let spki = pair.public_key().as_der().unwrap();
-        Self::new(kid, Algorithm::ES256, EncodingKey::from_ec_der(der.as_ref()), spki.as_ref())
+        Self::new(
+            kid,
+            Algorithm::ES256,
+            EncodingKey::from_ec_der(der.as_ref()),
+            spki.as_ref(),
+        )
     }
 
     pub fn rs256(kid: &str) -> Self {
@@ -58,25 +68,49 @@ impl TestKey {
         let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap();
         let spki = pair.public_key().as_der().unwrap();
         let pkcs1 = pkcs1_from_pkcs8(pkcs8.as_ref());
-        Self::new(kid, Algorithm::RS256, EncodingKey::from_rsa_der(pkcs1), spki.as_ref())
+        Self::new(
+            kid,
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(pkcs1),
+            spki.as_ref(),
+        )
     }
 
     pub fn eddsa(kid: &str) -> Self {
         let pair = Ed25519KeyPair::generate().unwrap();
         let der = pair.to_pkcs8v1().unwrap();
         let spki = pair.public_key().as_der().unwrap();
-        Self::new(kid, Algorithm::EdDSA, EncodingKey::from_ed_der(der.as_ref()), spki.as_ref())
+        Self::new(
+            kid,
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_der(der.as_ref()),
+            spki.as_ref(),
+        )
     }
 
     fn new(kid: &str, alg: Algorithm, encoding: EncodingKey, spki: &[u8]) -> Self {
-        let mut public_jwk = serde_json::to_value(Jwk::from_encoding_key(&encoding, alg).unwrap()).unwrap();
+        let mut public_jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&encoding, alg).unwrap()).unwrap();
         public_jwk["kid"] = json!(kid);
         public_jwk["use"] = json!("sig");
         public_jwk["key_ops"] = json!(["verify"]);
         let body = STANDARD.encode(spki);
-        let lines: Vec<&str> = body.as_bytes().chunks(64).map(|line| std::str::from_utf8(line).unwrap()).collect();
-        let public_pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"));
-        Self { kid: kid.to_owned(), alg, encoding, public_jwk, public_pem }
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|line| std::str::from_utf8(line).unwrap())
+            .collect();
+        let public_pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        );
+        Self {
+            kid: kid.to_owned(),
+            alg,
+            encoding,
+            public_jwk,
+            public_pem,
+        }
     }
 
     /// Signs `claims` the way Supabase does: `alg`, `kid` and `typ` in the header.
@@ -93,7 +127,9 @@ impl TestKey {
 
 /// PKCS#8 wraps an RSA key's PKCS#1 `RSAPrivateKey` in a fixed 26-byte prefix for 2048-bit keys.
 fn pkcs1_from_pkcs8(pkcs8: &[u8]) -> &[u8] {
-    const RSA_ALGORITHM_ID: [u8; 15] = [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
+    const RSA_ALGORITHM_ID: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
     assert_eq!(&pkcs8[4..7], &[0x02, 0x01, 0x00], "PKCS#8 version");
     assert_eq!(&pkcs8[7..22], &RSA_ALGORITHM_ID, "rsaEncryption");
     assert_eq!(&pkcs8[22..24], &[0x04, 0x82], "OCTET STRING");
@@ -132,7 +168,12 @@ pub fn sign_hs256_with(secret: &[u8], claims: &Value) -> String {
 
 /// A token assembled by hand from raw JSON and signature bytes, for shapes no library makes.
 pub fn raw_token(header: &Value, claims: &Value, signature: &[u8]) -> String {
-    format!("{}.{}.{}", b64(header.to_string()), b64(claims.to_string()), b64(signature))
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string()),
+        b64(claims.to_string()),
+        b64(signature)
+    )
 }
 
 /// The claims of a signed-in user's access token, as Supabase Auth issues them.
@@ -226,7 +267,11 @@ async fn serve_jwks(State(state): State<Arc<FakeState>>) -> Response {
         return (StatusCode::INTERNAL_SERVER_ERROR, "upstream error").into_response();
     }
     let document = state.jwks.lock().unwrap().clone();
-    ([(header::CACHE_CONTROL, "public, max-age=600")], Json(document)).into_response()
+    (
+        [(header::CACHE_CONTROL, "public, max-age=600")],
+        Json(document),
+    )
+        .into_response()
 }
 
 /// The environment a test deployment runs with.
@@ -282,7 +327,8 @@ impl TestApp {
         let mut env = test_env(&supabase.url);
         env.retain(|(name, _)| !options.env.iter().any(|(other, _)| other == name));
         env.extend(options.env);
-        let mut config = Config::from_lookup(lookup_from(env.iter().map(|(k, v)| (*k, v.as_str())))).unwrap();
+        let mut config =
+            Config::from_lookup(lookup_from(env.iter().map(|(k, v)| (*k, v.as_str())))).unwrap();
         config.auth.jwks = options.timing;
         let server = Server::bind(&config).await.unwrap();
         let address = format!("http://{}", server.local_addr());
@@ -290,7 +336,12 @@ impl TestApp {
         tokio::spawn(server.serve_until(async move {
             let _ = stop.await;
         }));
-        let app = Self { address, client: reqwest::Client::new(), supabase, shutdown: Some(shutdown) };
+        let app = Self {
+            address,
+            client: reqwest::Client::new(),
+            supabase,
+            shutdown: Some(shutdown),
+        };
         if options.wait_until_ready {
             app.wait_until_ready().await;
         }
@@ -316,17 +367,28 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.address)).send().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `GET /credentials` with `Authorization: Bearer <token>`.
     pub async fn get_credentials(&self, token: &str) -> reqwest::Response {
-        self.credentials_with_header(reqwest::Method::GET, Some(&format!("Bearer {token}"))).await
+        self.credentials_with_header(reqwest::Method::GET, Some(&format!("Bearer {token}")))
+            .await
     }
 
     /// `/credentials` with any method and any `Authorization` header (or none).
-    pub async fn credentials_with_header(&self, method: reqwest::Method, authorization: Option<&str>) -> reqwest::Response {
-        let mut request = self.client.request(method, format!("{}/credentials", self.address));
+    pub async fn credentials_with_header(
+        &self,
+        method: reqwest::Method,
+        authorization: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}/credentials", self.address));
         if let Some(value) = authorization {
             request = request.header(header::AUTHORIZATION, value);
         }
@@ -348,7 +410,12 @@ pub async fn error_body(response: reqwest::Response) -> (u16, Value) {
     assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["success"], json!(false), "{body}");
-    assert!(body["error"].as_str().is_some_and(|message| message.len() > 10), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|message| message.len() > 10),
+        "{body}"
+    );
     assert!(body["code"].as_str().is_some(), "{body}");
     (status, body)
 }

@@ -1,0 +1,372 @@
+//! The binary as an operator meets it: exit codes, `check-config`, `.env`, `demo`, signals, and
+//! what reaches the logs.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_telnyx-webrtc-credentials");
+
+/// An empty working directory, so a developer's own `.env` never leaks into a test.
+fn scratch_dir() -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "twc-cli-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn command(args: &[&str], env: &[(&str, String)], dir: &PathBuf) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env_clear()
+        .current_dir(dir)
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Runs a command that exits by itself.
+async fn run(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(20),
+        command(args, env, &scratch_dir()).output(),
+    )
+    .await
+    .expect("the command exits")
+    .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A running service process whose stdout and stderr lines are collected.
+struct Process {
+    child: Child,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn start(args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut child = command(args, env, &scratch_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for stream in [
+            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(stderr),
+        ] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child, output }
+    }
+
+    fn text(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a line that `pick` recognises and returns what it picked.
+    async fn wait_for<T>(&self, what: &str, pick: impl Fn(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(found) = self
+                .output
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|line| pick(line))
+            {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "no {what} in:\n{}", self.text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The address from the JSON "listening" log line.
+    async fn address(&self) -> String {
+        self.wait_for("listening line", |line| {
+            let event: Value = serde_json::from_str(line).ok()?;
+            (event["message"] == "listening")
+                .then(|| format!("http://{}", event["address"].as_str().unwrap()))
+        })
+        .await
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn exit_code(&mut self) -> i32 {
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the process exits")
+            .unwrap();
+        // Let the readers drain the pipes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status.code().unwrap_or(-1)
+    }
+}
+
+fn serve_env(supabase: &FakeSupabase) -> Vec<(&'static str, String)> {
+    let mut env = test_env(&supabase.url);
+    env.push(("LOG_FORMAT", "json".into()));
+    env
+}
+
+#[tokio::test]
+async fn missing_configuration_exits_2_and_names_each_variable() {
+    let (code, stdout, stderr) = run(&[], &[]).await;
+    assert_eq!(code, 2, "{stderr}");
+    for variable in [
+        "SUPABASE_URL",
+        "TELNYX_WEBRTC_USERNAME",
+        "TELNYX_WEBRTC_PASSWORD",
+    ] {
+        assert!(
+            stderr.contains(variable),
+            "{variable} not named in:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("https://<project-ref>.supabase.co"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("listening"),
+        "nothing may listen on a bad configuration"
+    );
+}
+
+#[tokio::test]
+async fn malformed_values_exit_2_before_binding() {
+    let supabase = FakeSupabase::start(&[]).await;
+    for (variable, value) in [
+        ("BIND_ADDR", "localhost"),
+        ("SUPABASE_URL", "abcd.supabase.co"),
+        ("JWT_LEEWAY_SECS", "soon"),
+        ("CORS_ALLOWED_ORIGINS", "*"),
+    ] {
+        let mut env = serve_env(&supabase);
+        env.retain(|(name, _)| *name != variable);
+        env.push((variable, value.into()));
+        let (code, stdout, stderr) = run(&["serve"], &env).await;
+        assert_eq!(code, 2, "{variable}={value}: {stderr}");
+        assert!(stderr.contains(variable), "{variable}={value}: {stderr}");
+        assert!(!stdout.contains("listening"));
+        assert!(!stderr.contains(JWT_SECRET) && !stderr.contains(SIP_PASSWORD));
+    }
+    let (code, _, stderr) = run(&["frobnicate"], &[]).await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("Usage"), "{stderr}");
+}
+
+#[tokio::test]
+async fn check_config_prints_the_effective_configuration_redacted() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let (code, stdout, stderr) = run(&["check-config"], &serve_env(&supabase)).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("SUPABASE_JWT_ISSUER    = {}", supabase.issuer())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("SUPABASE_JWT_SECRET    = set (redacted)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("TELNYX_WEBRTC_PASSWORD = set (redacted)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(JWT_SECRET) && !stdout.contains(SIP_PASSWORD),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = run(&["check-config"], &[]).await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("SUPABASE_URL"));
+}
+
+#[tokio::test]
+async fn a_dot_env_file_in_the_working_directory_is_read() {
+    let dir = scratch_dir();
+    std::fs::write(
+        dir.join(".env"),
+        format!(
+            "# as copied from .env.example\nSUPABASE_URL=https://abcd.supabase.co\nTELNYX_WEBRTC_USERNAME={SIP_USERNAME}\nTELNYX_WEBRTC_PASSWORD={SIP_PASSWORD}\nTELNYX_SIP_REALM=sip.example.org\n"
+        ),
+    )
+    .unwrap();
+    let output = command(&["check-config"], &[], &dir)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("TELNYX_SIP_REALM       = sip.example.org"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn demo_needs_no_configuration_and_its_curl_command_works() {
+    let mut demo = Process::start(&["demo"], &[("BIND_ADDR", "127.0.0.1:0".into())]);
+    let (token, url) = demo
+        .wait_for("curl command", |line| {
+            let rest = line.strip_prefix("curl -H \"Authorization: Bearer ")?;
+            let (token, url) = rest.split_once("\" ")?;
+            Some((token.to_owned(), url.to_owned()))
+        })
+        .await;
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["success"], json!(true));
+    assert!(
+        body["credential"]["password"]
+            .as_str()
+            .is_some_and(|p| !p.is_empty())
+    );
+    assert_eq!(body["credential"]["realm"], "sip.telnyx.com");
+    let ready = reqwest::get(url.replace("/credentials", "/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "demo has no JWKS to wait for");
+    demo.signal("-INT");
+    assert_eq!(demo.exit_code().await, 0);
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
+    let keys = keys();
+    let supabase = FakeSupabase::start(&[&keys.es256]).await;
+    // The first JWKS fetch takes a while, so an ES256 request waits on it: in flight.
+    supabase.set_delay(Duration::from_millis(1500));
+    let mut service = Process::start(&["serve"], &serve_env(&supabase));
+    let address = service.address().await;
+    let token = keys.es256.sign(&user_claims(&supabase.issuer()));
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(format!("{address}/credentials"))
+            .bearer_auth(token)
+            .send()
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    service.signal("-TERM");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request was answered");
+    assert_eq!(response.status(), 200);
+    assert_eq!(service.exit_code().await, 0, "{}", service.text());
+    assert!(service.text().contains("SIGTERM received"));
+}
+
+#[tokio::test]
+async fn logs_at_trace_level_hold_no_secret_and_one_line_per_request() {
+    let keys = keys();
+    let supabase = FakeSupabase::start(&[&keys.es256]).await;
+    let mut env = serve_env(&supabase);
+    env.push(("RUST_LOG", "trace".into()));
+    let mut service = Process::start(&["serve"], &env);
+    let address = service.address().await;
+    let client = reqwest::Client::new();
+    let claims = user_claims(&supabase.issuer());
+    let mut expired = claims.clone();
+    expired["exp"] = json!(now_secs() - 3600);
+    let tokens = [
+        sign_hs256(&claims),
+        keys.es256.sign(&claims),
+        keys.es256.sign(&expired),
+        keys.attacker.sign(&claims),
+        sign_hs256_with(b"a-wrong-secret-that-is-long-enough-000", &claims),
+    ];
+    for (n, token) in tokens.iter().enumerate() {
+        let response = client
+            .get(format!("{address}/credentials?access_token={token}"))
+            .bearer_auth(token)
+            .header("x-request-id", format!("req-{n}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status() == 200 || response.status() == 401);
+    }
+    service.signal("-TERM");
+    assert_eq!(service.exit_code().await, 0);
+    let logs = service.text();
+
+    for secret in [JWT_SECRET, SIP_PASSWORD] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    for token in &tokens {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!logs.contains(signature), "a bearer token reached the logs");
+    }
+
+    // One JSON line per request, with method, path, status, latency, request id and user id.
+    let finished: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["message"] == "finished processing request")
+        .collect();
+    assert_eq!(finished.len(), tokens.len(), "{logs}");
+    let first = &finished[0];
+    assert_eq!(first["level"], "INFO");
+    assert_eq!(first["status"], 200);
+    assert!(
+        first["latency"].is_string() || first["latency"].is_number(),
+        "{first}"
+    );
+    assert_eq!(first["span"]["method"], "GET");
+    assert_eq!(first["span"]["path"], "/credentials");
+    assert_eq!(first["span"]["request_id"], "req-0");
+    assert_eq!(first["span"]["user_id"], claims["sub"]);
+    // Auth failures say why at debug, for the operator only.
+    assert!(logs.contains("refused: invalid token"), "{logs}");
+    assert!(logs.contains("the token has expired"), "{logs}");
+}
