@@ -283,14 +283,11 @@ fn common(
             format!("is {value:?}: set it to an IP address and port such as 0.0.0.0:8080")
         })
     });
-    let credentials = CredentialConfig {
-        source: source?,
-        connection_id: env.optional("TELNYX_WEBRTC_CONNECTION_ID"),
-        realm: env.string_or("TELNYX_SIP_REALM", DEFAULT_SIP_REALM),
-        stun_urls: env.ice_urls("TELNYX_STUN_URLS", &DEFAULT_STUN_URLS, &["stun:", "stuns:"]),
-        turn_urls: env.ice_urls("TELNYX_TURN_URLS", &DEFAULT_TURN_URLS, &["turn:", "turns:"]),
-        ttl: Duration::from_secs(env.number_or("CREDENTIAL_TTL_SECS", 86_400, 60..=2_592_000)),
-    };
+    let connection_id = env.optional("TELNYX_WEBRTC_CONNECTION_ID");
+    let realm = env.string_or("TELNYX_SIP_REALM", DEFAULT_SIP_REALM);
+    let stun_urls = env.ice_urls("TELNYX_STUN_URLS", &DEFAULT_STUN_URLS, &["stun:", "stuns:"]);
+    let turn_urls = env.ice_urls("TELNYX_TURN_URLS", &DEFAULT_TURN_URLS, &["turn:", "turns:"]);
+    let ttl = Duration::from_secs(env.number_or("CREDENTIAL_TTL_SECS", 86_400, 60..=2_592_000));
     let cors_allowed_origins = env.list("CORS_ALLOWED_ORIGINS", parse_origin);
     let request_timeout = Duration::from_secs(env.number_or("REQUEST_TIMEOUT_SECS", 30, 1..=600));
     let format = match env.optional("LOG_FORMAT").as_deref() {
@@ -311,10 +308,18 @@ fn common(
             format!("is not a valid log filter ({error}): set it to a level such as info, or info,telnyx_webrtc_credentials=debug"),
         );
     }
+    // Every variable is read before giving up, so all problems are reported together.
     Some(Config {
         bind_addr: bind_addr?,
         auth,
-        credentials,
+        credentials: CredentialConfig {
+            source: source?,
+            connection_id,
+            realm,
+            stun_urls,
+            turn_urls,
+            ttl,
+        },
         cors_allowed_origins,
         request_timeout,
         log: LogConfig { filter, format },
@@ -729,6 +734,39 @@ mod tests {
                 .to_string()
                 .contains("SUPABASE_JWT_SECRET    = set (redacted)")
         );
+    }
+
+    #[test]
+    fn every_variable_read_is_documented_in_the_readme_and_env_example() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_lookup(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        });
+        let asked = asked.into_inner();
+        assert!(asked.len() >= 18, "{asked:?}");
+        let env_example = include_str!("../.env.example");
+        let readme = include_str!("../README.md");
+        for name in asked {
+            assert!(
+                env_example.contains(&format!("\n{name}=")),
+                "{name} missing from .env.example"
+            );
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{name} missing from the README's table"
+            );
+        }
+    }
+
+    #[test]
+    fn the_env_example_is_a_valid_configuration() {
+        let pairs: HashMap<String, String> =
+            dotenvy::from_read_iter(include_str!("../.env.example").as_bytes())
+                .map(Result::unwrap)
+                .collect();
+        let config = Config::from_lookup(|name| pairs.get(name).cloned()).unwrap();
+        assert_eq!(config.credentials.stun_urls, DEFAULT_STUN_URLS);
     }
 
     #[test]
