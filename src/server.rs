@@ -32,10 +32,6 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
-    }
-
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     ///
     /// The first JWKS fetch runs in the background: an unreachable Supabase delays nothing,

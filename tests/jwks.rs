@@ -233,3 +233,28 @@ async fn unreachable_supabase_at_start_up_serves_hs256_and_reports_not_ready() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_request_that_outlives_the_request_timeout_gets_a_503_in_the_error_shape() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("REQUEST_TIMEOUT_SECS", "1".into())],
+        timing: JwksTiming {
+            fetch_timeout: Duration::from_secs(10),
+            ..timing(0, 600_000)
+        },
+        ..Options::default()
+    })
+    .await;
+    app.supabase.set_delay(Duration::from_secs(3));
+    let started = Instant::now();
+    let response = app
+        .get_credentials(&unknown_kid_token(&app, "stalls"))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "answered at the 1 s timeout"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let (status, body) = error_body(response).await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("timeout")));
+}
