@@ -33,7 +33,7 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_interval() {
     let app = &app;
     let requests = (0..100).map(|n| {
         let token = unknown_kid_token(app, &format!("made-up-{n}"));
-        async move { app.get_credentials(&token).await.status() }
+        async move { app.status_for(&token).await }
     });
     let statuses = join_all(requests).await;
     assert!(statuses.iter().all(|status| *status == 401));
@@ -46,17 +46,13 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_interval() {
 
 #[tokio::test]
 async fn concurrent_misses_share_one_fetch() {
-    let app = TestApp::spawn_with(Options {
-        timing: timing(0, 600_000),
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::with_timing(timing(0, 600_000)).await;
     app.supabase.set_delay(Duration::from_millis(300));
     let before = app.supabase.fetches();
     let app = &app;
     let requests = (0..40).map(|n| {
         let token = unknown_kid_token(app, &format!("made-up-{n}"));
-        async move { app.get_credentials(&token).await.status() }
+        async move { app.status_for(&token).await }
     });
     let statuses = join_all(requests).await;
     assert!(statuses.iter().all(|status| *status == 401));
@@ -80,19 +76,14 @@ async fn a_key_added_to_the_jwks_is_accepted_after_rotation() {
     let rotated = keys.rs256.sign(&app.claims());
     // Published after start-up: not known yet, and the kid-driven refetch is still rate-limited.
     app.supabase.set_keys(&[&keys.es256, &keys.rs256]);
-    assert_eq!(app.get_credentials(&rotated).await.status(), 401);
+    assert_eq!(app.status_for(&rotated).await, 401);
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(
-        app.get_credentials(&rotated).await.status(),
+        app.status_for(&rotated).await,
         200,
         "fetched on the unknown kid"
     );
-    assert_eq!(
-        app.get_credentials(&keys.es256.sign(&app.claims()))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.status_for(&keys.es256.sign(&app.claims())).await, 200);
 }
 
 #[tokio::test]
@@ -107,15 +98,15 @@ async fn the_background_refresh_picks_up_added_and_revoked_keys() {
     .await;
     let old = keys.es256.sign(&app.claims());
     let new = keys.eddsa.sign(&app.claims());
-    assert_eq!(app.get_credentials(&old).await.status(), 200);
+    assert_eq!(app.status_for(&old).await, 200);
     app.supabase.set_keys(&[&keys.eddsa]);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while app.get_credentials(&new).await.status() != 200 {
+    while app.status_for(&new).await != 200 {
         assert!(Instant::now() < deadline, "the new key was never fetched");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        app.get_credentials(&old).await.status(),
+        app.status_for(&old).await,
         401,
         "a key removed from the JWKS is revoked"
     );
@@ -123,19 +114,13 @@ async fn the_background_refresh_picks_up_added_and_revoked_keys() {
 
 #[tokio::test]
 async fn an_outage_keeps_the_known_keys_working() {
-    let app = TestApp::spawn_with(Options {
-        timing: timing(0, 100),
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::with_timing(timing(0, 100)).await;
     let token = keys().es256.sign(&app.claims());
     app.supabase.set_failing(true);
     let before = app.supabase.fetches();
     // Both the background refresh and a kid-driven refetch fail while Supabase is down.
     assert_eq!(
-        app.get_credentials(&unknown_kid_token(&app, "new-kid"))
-            .await
-            .status(),
+        app.status_for(&unknown_kid_token(&app, "new-kid")).await,
         401
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -143,7 +128,7 @@ async fn an_outage_keeps_the_known_keys_working() {
         app.supabase.fetches() >= before + 2,
         "refreshes were attempted"
     );
-    assert_eq!(app.get_credentials(&token).await.status(), 200);
+    assert_eq!(app.status_for(&token).await, 200);
     assert_eq!(
         app.get("/readyz").await.status(),
         200,
@@ -155,34 +140,23 @@ async fn an_outage_keeps_the_known_keys_working() {
     app.supabase
         .set_document(serde_json::json!({"error": "maintenance"}));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.get_credentials(&token).await.status(), 200);
+    assert_eq!(app.status_for(&token).await, 200);
 }
 
 #[tokio::test]
 async fn a_stalled_jwks_endpoint_times_out_without_losing_keys() {
-    let app = TestApp::spawn_with(Options {
-        timing: timing(0, 600_000),
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::with_timing(timing(0, 600_000)).await;
     app.supabase.set_delay(Duration::from_secs(5));
     let started = Instant::now();
     assert_eq!(
-        app.get_credentials(&unknown_kid_token(&app, "slow-kid"))
-            .await
-            .status(),
+        app.status_for(&unknown_kid_token(&app, "slow-kid")).await,
         401
     );
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "the 500 ms fetch timeout bounded the wait"
     );
-    assert_eq!(
-        app.get_credentials(&keys().es256.sign(&app.claims()))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.status_for(&keys().es256.sign(&app.claims())).await, 200);
 }
 
 #[tokio::test]
@@ -211,27 +185,21 @@ async fn unreachable_supabase_at_start_up_serves_hs256_and_reports_not_ready() {
         200,
         "alive all the same"
     );
-    assert_eq!(
-        app.get_credentials(&sign_hs256(&app.claims()))
-            .await
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.get_credentials(&keys.es256.sign(&app.claims()))
-            .await
-            .status(),
-        401
-    );
+    assert_eq!(app.status_for(&sign_hs256(&app.claims())).await, 200);
+    assert_eq!(app.status_for(&keys.es256.sign(&app.claims())).await, 401);
 
+    // Kid-driven fetches that fail alongside the background retries must not make the
+    // background loop believe the keys are fresh (and wait 10 minutes to retry).
+    app.supabase.set_delay(Duration::from_millis(30));
+    let until = Instant::now() + Duration::from_millis(600);
+    let app = &app;
+    while Instant::now() < until {
+        let tokens = (0..4).map(|n| unknown_kid_token(app, &format!("during-outage-{n}")));
+        join_all(tokens.map(|token| async move { app.status_for(&token).await })).await;
+    }
     app.supabase.set_failing(false);
     app.wait_until_ready().await;
-    assert_eq!(
-        app.get_credentials(&keys.es256.sign(&app.claims()))
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(app.status_for(&keys.es256.sign(&app.claims())).await, 200);
 }
 
 #[tokio::test]

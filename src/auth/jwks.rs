@@ -6,7 +6,7 @@
 //! `min_refetch_interval`. A failed fetch never replaces the last good keys.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,8 @@ pub struct KeyStore {
     fetching: tokio::sync::Mutex<Option<Instant>>,
     /// Counts finished fetch attempts, so a waiter can tell that someone fetched for it.
     attempts: AtomicU64,
+    /// Whether the latest finished fetch succeeded, for callers that shared it.
+    last_fetch_succeeded: AtomicBool,
 }
 
 impl KeyStore {
@@ -103,6 +105,7 @@ impl KeyStore {
             current: RwLock::new(Arc::new(KeySet::default())),
             fetching: tokio::sync::Mutex::new(None),
             attempts: AtomicU64::new(0),
+            last_fetch_succeeded: AtomicBool::new(false),
         }
     }
 
@@ -148,23 +151,25 @@ impl KeyStore {
         self.snapshot().get(kid)
     }
 
-    /// Fetches the key set now, unless another fetch is running (then waits for it).
-    pub async fn refresh(&self) -> Result<(), JwksError> {
+    /// Fetches the key set now, unless another fetch is running (then shares its outcome).
+    /// True when the fetch succeeded.
+    pub async fn refresh(&self) -> bool {
         let attempts_before = self.attempts.load(Ordering::Acquire);
         let mut last_started = self.fetching.lock().await;
         if self.attempts.load(Ordering::Acquire) != attempts_before {
-            return Ok(());
+            return self.last_fetch_succeeded.load(Ordering::Acquire);
         }
-        self.fetch_locked(&mut last_started).await
+        self.fetch_locked(&mut last_started).await.is_ok()
     }
 
     /// Keeps the key set fresh for as long as the service runs: at once, then every
     /// `refresh_interval`, or every `retry_interval` while fetches fail.
     pub async fn refresh_forever(self: Arc<Self>) {
         loop {
-            let pause = match self.refresh().await {
-                Ok(()) => self.timing.refresh_interval,
-                Err(_) => self.timing.retry_interval,
+            let pause = if self.refresh().await {
+                self.timing.refresh_interval
+            } else {
+                self.timing.retry_interval
             };
             tokio::time::sleep(pause).await;
         }
@@ -173,6 +178,8 @@ impl KeyStore {
     async fn fetch_locked(&self, last_started: &mut Option<Instant>) -> Result<(), JwksError> {
         *last_started = Some(Instant::now());
         let outcome = self.fetch().await;
+        self.last_fetch_succeeded
+            .store(outcome.is_ok(), Ordering::Release);
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match outcome {
             Ok(keys) => {

@@ -348,6 +348,14 @@ impl TestApp {
         app
     }
 
+    pub async fn with_timing(timing: JwksTiming) -> Self {
+        Self::spawn_with(Options {
+            timing,
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn wait_until_ready(&self) {
         for _ in 0..250 {
             if self.get("/readyz").await.status() == 200 {
@@ -378,6 +386,11 @@ impl TestApp {
     pub async fn get_credentials(&self, token: &str) -> reqwest::Response {
         self.credentials_with_header(reqwest::Method::GET, Some(&format!("Bearer {token}")))
             .await
+    }
+
+    /// The status of `GET /credentials` with this bearer token.
+    pub async fn status_for(&self, token: &str) -> u16 {
+        self.get_credentials(token).await.status().as_u16()
     }
 
     /// `/credentials` with any method and any `Authorization` header (or none).
