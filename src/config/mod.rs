@@ -12,6 +12,10 @@ use std::time::Duration;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 
+use env::Env;
+
+mod env;
+
 /// Supabase's own check: a legacy JWT secret is at least 32 characters. A shorter secret is a
 /// typo (or a key pasted into the wrong variable), and HS256 with it would be brute-forceable.
 const MIN_JWT_SECRET_LEN: usize = 32;
@@ -360,154 +364,6 @@ fn parse_origin(value: &str) -> Result<String, String> {
     Ok(origin)
 }
 
-/// Reads variables through a lookup function and collects every problem it meets.
-struct Env<F> {
-    lookup: F,
-    problems: Vec<ConfigError>,
-}
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    fn new(lookup: F) -> Self {
-        Self {
-            lookup,
-            problems: Vec::new(),
-        }
-    }
-
-    fn problem(&mut self, variable: &'static str, problem: String) {
-        self.problems.push(ConfigError { variable, problem });
-    }
-
-    fn finish(self) -> Result<(), ConfigErrors> {
-        if self.problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigErrors(self.problems))
-        }
-    }
-
-    /// The trimmed value; an empty one counts as unset, as `.env.example` leaves optional
-    /// variables empty.
-    fn optional(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
-            .map(|value| value.trim().to_owned())
-            .filter(|value| !value.is_empty())
-    }
-
-    fn string_or(&self, name: &str, default: &str) -> String {
-        self.optional(name).unwrap_or_else(|| default.to_owned())
-    }
-
-    fn required_with<T>(
-        &mut self,
-        name: &'static str,
-        missing: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        let Some(value) = self.optional(name) else {
-            self.problem(name, missing.to_owned());
-            return None;
-        };
-        parse(&value)
-            .map_err(|problem| self.problem(name, problem))
-            .ok()
-    }
-
-    fn parsed_or<T>(
-        &mut self,
-        name: &'static str,
-        default: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Option<T> {
-        let value = self.string_or(name, default);
-        parse(&value)
-            .map_err(|problem| self.problem(name, problem))
-            .ok()
-    }
-
-    fn number_or(
-        &mut self,
-        name: &'static str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> u64 {
-        let Some(value) = self.optional(name) else {
-            return default;
-        };
-        match value.parse::<u64>() {
-            Ok(number) if range.contains(&number) => number,
-            _ => {
-                self.problem(
-                    name,
-                    format!(
-                        "is {value:?}: set it to a whole number of seconds from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                );
-                default
-            }
-        }
-    }
-
-    fn flag_or(&mut self, name: &'static str, default: bool) -> bool {
-        match self
-            .optional(name)
-            .map(|value| value.to_ascii_lowercase())
-            .as_deref()
-        {
-            None => default,
-            Some("true" | "1" | "yes") => true,
-            Some("false" | "0" | "no") => false,
-            Some(other) => {
-                self.problem(name, format!("is {other:?}: set it to true or false"));
-                default
-            }
-        }
-    }
-
-    /// A comma-separated list; empty items are skipped.
-    fn list(
-        &mut self,
-        name: &'static str,
-        parse: impl Fn(&str) -> Result<String, String>,
-    ) -> Vec<String> {
-        let Some(value) = self.optional(name) else {
-            return Vec::new();
-        };
-        let mut items = Vec::new();
-        for item in value
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-        {
-            match parse(item) {
-                Ok(parsed) => items.push(parsed),
-                Err(problem) => self.problem(name, problem),
-            }
-        }
-        items
-    }
-
-    fn ice_urls(&mut self, name: &'static str, default: &[&str], schemes: &[&str]) -> Vec<String> {
-        let urls = self.list(name, |url| {
-            if schemes.iter().any(|scheme| url.starts_with(scheme)) {
-                Ok(url.to_owned())
-            } else {
-                Err(format!(
-                    "contains {url:?}: each URL must start with {}",
-                    schemes.join(" or ")
-                ))
-            }
-        });
-        if urls.is_empty() && self.optional(name).is_none() {
-            default.iter().map(|url| (*url).to_owned()).collect()
-        } else {
-            urls
-        }
-    }
-}
-
 impl fmt::Display for Config {
     /// The effective configuration as `check-config` prints it: secrets say only whether they
     /// are set.
@@ -745,8 +601,8 @@ mod tests {
         });
         let asked = asked.into_inner();
         assert!(asked.len() >= 18, "{asked:?}");
-        let env_example = include_str!("../.env.example");
-        let readme = include_str!("../README.md");
+        let env_example = include_str!("../../.env.example");
+        let readme = include_str!("../../README.md");
         for name in asked {
             assert!(
                 env_example.contains(&format!("\n{name}=")),
@@ -762,7 +618,7 @@ mod tests {
     #[test]
     fn the_env_example_is_a_valid_configuration() {
         let pairs: HashMap<String, String> =
-            dotenvy::from_read_iter(include_str!("../.env.example").as_bytes())
+            dotenvy::from_read_iter(include_str!("../../.env.example").as_bytes())
                 .map(Result::unwrap)
                 .collect();
         let config = Config::from_lookup(|name| pairs.get(name).cloned()).unwrap();
