@@ -286,7 +286,9 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     let supabase = FakeSupabase::start(&[&keys.es256]).await;
     // The first JWKS fetch takes a while, so an ES256 request waits on it: in flight.
     supabase.set_delay(Duration::from_millis(1500));
-    let mut service = Process::start(&["serve"], &serve_env(&supabase));
+    let mut env = serve_env(&supabase);
+    env.push(("RUST_LOG", "info,tower_http=debug".into()));
+    let mut service = Process::start(&["serve"], &env);
     let address = service.address().await;
     let token = keys.es256.sign(&user_claims(&supabase.issuer()));
     let in_flight = tokio::spawn(async move {
@@ -296,7 +298,11 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
             .send()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    service
+        .wait_for("the request to start", |line| {
+            line.contains("started processing request").then_some(())
+        })
+        .await;
     service.signal("-TERM");
     let response = in_flight
         .await
@@ -304,7 +310,15 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
         .expect("the in-flight request was answered");
     assert_eq!(response.status(), 200);
     assert_eq!(service.exit_code().await, 0, "{}", service.text());
-    assert!(service.text().contains("SIGTERM received"));
+    let logs = service.text();
+    let signalled = logs
+        .find("SIGTERM received")
+        .expect("the signal was logged");
+    let finished = logs.find("finished processing request").unwrap();
+    assert!(
+        signalled < finished,
+        "the request was still in flight at SIGTERM:\n{logs}"
+    );
 }
 
 #[tokio::test]

@@ -47,7 +47,7 @@ async fn a_flood_of_unknown_kids_causes_at_most_one_fetch_per_interval() {
 #[tokio::test]
 async fn concurrent_misses_share_one_fetch() {
     let app = TestApp::with_timing(timing(0, 600_000)).await;
-    app.supabase.set_delay(Duration::from_millis(300));
+    app.supabase.set_delay(Duration::from_secs(1));
     let before = app.supabase.fetches();
     let app = &app;
     let requests = (0..40).map(|n| {
