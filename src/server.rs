@@ -45,6 +45,9 @@ impl Server {
             .verifier
             .key_store()
             .map(|store| tokio::spawn(store.clone().refresh_forever()));
+        if !self.state.verifier.accepts_hs256() {
+            tracing::info!("SUPABASE_JWT_SECRET is not set: legacy HS256 tokens will be refused");
+        }
         tracing::info!(address = %self.local_addr(), mode = self.state.credentials.mode(), "listening");
         let result = axum::serve(self.listener, app(self.state))
             .with_graceful_shutdown(shutdown)

@@ -183,7 +183,11 @@ impl KeyStore {
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match outcome {
             Ok(keys) => {
-                tracing::info!(url = %self.url, keys = keys.keys.len(), "fetched the Supabase signing keys");
+                if keys.keys.is_empty() {
+                    tracing::warn!(url = %self.url, "the JWKS holds no usable signing keys: only HS256 tokens (SUPABASE_JWT_SECRET) can be verified");
+                } else {
+                    tracing::info!(url = %self.url, keys = keys.keys.len(), "fetched the Supabase signing keys");
+                }
                 *self
                     .current
                     .write()

@@ -94,6 +94,11 @@ impl TokenVerifier {
         }
     }
 
+    /// Whether legacy HS256 tokens can be verified (`SUPABASE_JWT_SECRET` is set).
+    pub fn accepts_hs256(&self) -> bool {
+        self.shared_secret.is_some()
+    }
+
     /// The JWKS cache, when asymmetric keys are in use (always, except in demo mode).
     pub fn key_store(&self) -> Option<&Arc<KeyStore>> {
         self.key_store.as_ref()
