@@ -15,7 +15,8 @@ COPY --from=build /telnyx-webrtc-credentials /usr/local/bin/telnyx-webrtc-creden
 ENV BIND_ADDR=0.0.0.0:8080 \
     LOG_FORMAT=json
 EXPOSE 8080
-USER nonroot:nonroot
+# 65532 is distroless's "nonroot" user; numeric so platforms can verify it is not root.
+USER 65532:65532
 # Probes: GET /healthz (liveness) and GET /readyz (readiness) on port 8080.
 ENTRYPOINT ["/usr/local/bin/telnyx-webrtc-credentials"]
 CMD ["serve"]
