@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use secrecy::SecretString;
-use telnyx_webrtc_credentials::config::{Config, ConfigErrors};
+use telnyx_webrtc_credentials::config::{Config, ConfigErrors, process_env};
 use telnyx_webrtc_credentials::server::{Server, shutdown_signal};
 use telnyx_webrtc_credentials::{demo, telemetry};
 
@@ -35,10 +35,7 @@ fn main() -> ExitCode {
         Some("demo") => {
             let secrets = demo::generate_secrets();
             let secret = secrets.jwt_secret.clone();
-            run(
-                Config::demo(|name| std::env::var(name).ok(), secrets),
-                Some(secret),
-            )
+            run(Config::demo(process_env, secrets), Some(secret))
         }
         Some("check-config") => match Config::from_process_env() {
             Ok(config) => {

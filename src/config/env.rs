@@ -51,9 +51,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             self.problem(name, missing.to_owned());
             return None;
         };
-        parse(&value)
-            .map_err(|problem| self.problem(name, problem))
-            .ok()
+        self.parse_value(name, &value, parse)
     }
 
     pub(super) fn parsed_or<T>(
@@ -63,7 +61,17 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Option<T> {
         let value = self.string_or(name, default);
-        parse(&value)
+        self.parse_value(name, &value, parse)
+    }
+
+    /// Parses `value`, recording the problem under `name` when it does not parse.
+    fn parse_value<T>(
+        &mut self,
+        name: &'static str,
+        value: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        parse(value)
             .map_err(|problem| self.problem(name, problem))
             .ok()
     }
@@ -138,7 +146,10 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         default: &[&str],
         schemes: &[&str],
     ) -> Vec<String> {
-        let urls = self.list(name, |url| {
+        if self.optional(name).is_none() {
+            return default.iter().map(|url| (*url).to_owned()).collect();
+        }
+        self.list(name, |url| {
             if schemes.iter().any(|scheme| url.starts_with(scheme)) {
                 Ok(url.to_owned())
             } else {
@@ -147,11 +158,6 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                     schemes.join(" or ")
                 ))
             }
-        });
-        if urls.is_empty() && self.optional(name).is_none() {
-            default.iter().map(|url| (*url).to_owned()).collect()
-        } else {
-            urls
-        }
+        })
     }
 }

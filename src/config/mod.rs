@@ -161,7 +161,7 @@ pub const DEMO_ISSUER: &str = "telnyx-webrtc-credentials-demo";
 impl Config {
     /// Reads the process environment (after `.env`, which the binary loads first).
     pub fn from_process_env() -> Result<Self, ConfigErrors> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(process_env)
     }
 
     /// Reads the configuration through `lookup`, so tests pass a map instead of mutating the
@@ -249,10 +249,7 @@ fn static_source(
     env: &mut Env<impl Fn(&str) -> Option<String>>,
     fallback: Option<(String, SecretString)>,
 ) -> Option<CredentialSourceConfig> {
-    let (fallback_username, fallback_password) = match fallback {
-        Some((username, password)) => (Some(username), Some(password)),
-        None => (None, None),
-    };
+    let (fallback_username, fallback_password) = fallback.unzip();
     let username = env.optional("TELNYX_WEBRTC_USERNAME").or(fallback_username);
     let password = env
         .optional("TELNYX_WEBRTC_PASSWORD")
@@ -428,6 +425,11 @@ impl fmt::Display for Config {
         };
         write!(f, "LOG_FORMAT             = {format}")
     }
+}
+
+/// Looks a variable up in the process environment (which `.env` has been merged into).
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
 }
 
 /// Builds a lookup function over fixed pairs; handy for tests and examples.
