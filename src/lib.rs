@@ -12,5 +12,6 @@ pub mod demo;
 pub mod http;
 pub mod server;
 pub mod telemetry;
+pub mod telnyx;
 
 pub use http::{AppState, app};

@@ -79,10 +79,7 @@ fn run(config: Result<Config, ConfigErrors>, demo_secret: Option<SecretString>) 
         let server = match Server::bind(&config).await {
             Ok(server) => server,
             Err(error) => {
-                eprintln!(
-                    "error: cannot listen on BIND_ADDR={}: {error}",
-                    config.bind_addr
-                );
+                eprintln!("error: {error}");
                 return ExitCode::from(EXIT_CONFIG);
             }
         };

@@ -10,6 +10,18 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::http::{AppState, app};
 
+/// Why the service could not start with a configuration that passed validation.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on BIND_ADDR={address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: io::Error,
+    },
+    #[error("cannot start the credential source: {0}")]
+    Credentials(String),
+}
+
 /// A bound, not yet serving, instance of the service.
 pub struct Server {
     listener: TcpListener,
@@ -18,12 +30,15 @@ pub struct Server {
 
 impl Server {
     /// Binds `config.bind_addr`; port 0 picks a free port (see [`Server::local_addr`]).
-    pub async fn bind(config: &Config) -> io::Result<Self> {
-        let listener = TcpListener::bind(config.bind_addr).await?;
-        Ok(Self {
-            listener,
-            state: AppState::from_config(config),
-        })
+    pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        let state = AppState::from_config(config).map_err(StartError::Credentials)?;
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: config.bind_addr,
+                source,
+            })?;
+        Ok(Self { listener, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -1,6 +1,8 @@
 //! Reading environment variables through a lookup function, collecting every problem met
 //! instead of stopping at the first.
 
+use std::time::Duration;
+
 use super::{ConfigError, ConfigErrors};
 
 /// Reads variables through a lookup function and collects every problem it meets.
@@ -91,7 +93,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 self.problem(
                     name,
                     format!(
-                        "is {value:?}: set it to a whole number of seconds from {} to {}",
+                        "is {value:?}: set it to a whole number from {} to {}",
                         range.start(),
                         range.end()
                     ),
@@ -99,6 +101,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 default
             }
         }
+    }
+
+    /// A whole number of seconds within `range`.
+    pub(super) fn seconds_or(
+        &mut self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Duration {
+        Duration::from_secs(self.number_or(name, default, range))
     }
 
     pub(super) fn flag_or(&mut self, name: &'static str, default: bool) -> bool {

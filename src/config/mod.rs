@@ -14,6 +14,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use env::Env;
 
+pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
+
+mod credentials;
 mod env;
 
 /// Supabase's own check: a legacy JWT secret is at least 32 characters. A shorter secret is a
@@ -86,13 +89,18 @@ impl Default for JwksTiming {
 #[derive(Debug, Clone)]
 pub struct CredentialConfig {
     pub source: CredentialSourceConfig,
-    /// The Telnyx credential connection the SIP identities belong to (informational for now).
-    pub connection_id: Option<String>,
     pub realm: String,
     pub stun_urls: Vec<String>,
     pub turn_urls: Vec<String>,
-    /// How long a client may treat an issued credential as fresh (`expires_at`).
-    pub ttl: Duration,
+    /// TURN credentials of their own. Without them, static mode gives TURN the shared SIP
+    /// identity and per_user mode gives TURN none (a SIP password never reaches the browser).
+    pub turn_credentials: Option<TurnCredentials>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TurnCredentials {
+    pub username: String,
+    pub password: SecretString,
 }
 
 /// Where SIP identities come from; `CREDENTIAL_MODE` picks the variant.
@@ -102,7 +110,46 @@ pub enum CredentialSourceConfig {
     Static {
         username: String,
         password: SecretString,
+        /// How long a client may treat an issued credential as fresh (`expires_at`).
+        ttl: Duration,
     },
+    /// One Telnyx telephony credential per Supabase user, and short-lived login tokens for it.
+    PerUser(PerUserConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct PerUserConfig {
+    pub api: TelnyxApiConfig,
+    /// The credential connection every user's telephony credential is created on.
+    pub connection_id: String,
+    /// A cached login token is replaced once it has less than this left to live.
+    pub refresh_margin: Duration,
+    /// Most users whose login tokens are kept in memory.
+    pub cache_capacity: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelnyxApiConfig {
+    pub api_key: SecretString,
+    /// `https://api.telnyx.com/v2`; tests point it at a local stand-in.
+    pub base_url: Url,
+    /// Upper bound on all Telnyx calls made for one request, retries included.
+    pub request_budget: Duration,
+    pub timing: TelnyxTiming,
+}
+
+/// How patiently Telnyx is called. Not read from the environment (`TELNYX_REQUEST_BUDGET_SECS`
+/// bounds the whole); tests shorten it.
+#[derive(Debug, Clone, Copy)]
+pub struct TelnyxTiming {
+    pub connect_timeout: Duration,
+    /// Timeout of one HTTP attempt, never past the request's budget.
+    pub attempt_timeout: Duration,
+    /// Attempts per call, the first included, when Telnyx answers 429 or 5xx or cannot be reached.
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; it doubles per attempt, with full jitter.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -197,26 +244,13 @@ impl Config {
             jwks_url,
             issuer: issuer.unwrap_or_default(),
             audience: env.string_or("SUPABASE_JWT_AUDIENCE", "authenticated"),
-            leeway: Duration::from_secs(env.number_or("JWT_LEEWAY_SECS", 30, 0..=300)),
+            leeway: env.seconds_or("JWT_LEEWAY_SECS", 30, 0..=300),
             jwt_secret,
             allow_anonymous_users: env.flag_or("ALLOW_ANONYMOUS_USERS", false),
             jwks: JwksTiming::default(),
         };
-        let source = match env.optional("CREDENTIAL_MODE").as_deref() {
-            None | Some("static") => static_source(&mut env, None),
-            Some("per_user") => {
-                env.problem(
-                    "CREDENTIAL_MODE",
-                    "is per_user, which this version does not support yet: set it to static".into(),
-                );
-                None
-            }
-            Some(other) => {
-                env.problem("CREDENTIAL_MODE", format!("is {other:?}: set it to static"));
-                None
-            }
-        };
-        let config = common(&mut env, auth, source);
+        let credentials = credentials::credential_config(&mut env, None);
+        let config = common(&mut env, auth, credentials);
         env.finish()
             .map(|()| config.expect("a config without problems is complete"))
     }
@@ -237,60 +271,44 @@ impl Config {
             allow_anonymous_users: false,
             jwks: JwksTiming::default(),
         };
-        let source = static_source(&mut env, Some((secrets.sip_username, secrets.sip_password)));
-        let config = common(&mut env, auth, source);
+        let credentials = credentials::credential_config(
+            &mut env,
+            Some((secrets.sip_username, secrets.sip_password)),
+        );
+        let config = common(&mut env, auth, credentials);
         env.finish()
             .map(|()| config.expect("a config without problems is complete"))
     }
-}
-
-/// The static SIP identity; `fallback` (demo mode) stands in for unset variables.
-fn static_source(
-    env: &mut Env<impl Fn(&str) -> Option<String>>,
-    fallback: Option<(String, SecretString)>,
-) -> Option<CredentialSourceConfig> {
-    let (fallback_username, fallback_password) = fallback.unzip();
-    let username = env.optional("TELNYX_WEBRTC_USERNAME").or(fallback_username);
-    let password = env
-        .optional("TELNYX_WEBRTC_PASSWORD")
-        .map(SecretString::from)
-        .or(fallback_password);
-    if username.is_none() {
-        env.problem(
-            "TELNYX_WEBRTC_USERNAME",
-            "is not set: set it to the SIP username of your Telnyx credential connection (Mission Control → Voice → SIP Connections)".into(),
-        );
-    }
-    if password.is_none() {
-        env.problem(
-            "TELNYX_WEBRTC_PASSWORD",
-            "is not set: set it to the SIP password of that credential connection".into(),
-        );
-    }
-    Some(CredentialSourceConfig::Static {
-        username: username?,
-        password: password?,
-    })
 }
 
 /// The variables every mode reads the same way.
 fn common(
     env: &mut Env<impl Fn(&str) -> Option<String>>,
     auth: AuthConfig,
-    source: Option<CredentialSourceConfig>,
+    credentials: Option<CredentialConfig>,
 ) -> Option<Config> {
     let bind_addr = env.parsed_or("BIND_ADDR", DEFAULT_BIND_ADDR, |value| {
         value.parse::<SocketAddr>().map_err(|_| {
             format!("is {value:?}: set it to an IP address and port such as 0.0.0.0:8080")
         })
     });
-    let connection_id = env.optional("TELNYX_WEBRTC_CONNECTION_ID");
-    let realm = env.string_or("TELNYX_SIP_REALM", DEFAULT_SIP_REALM);
-    let stun_urls = env.ice_urls("TELNYX_STUN_URLS", &DEFAULT_STUN_URLS, &["stun:", "stuns:"]);
-    let turn_urls = env.ice_urls("TELNYX_TURN_URLS", &DEFAULT_TURN_URLS, &["turn:", "turns:"]);
-    let ttl = Duration::from_secs(env.number_or("CREDENTIAL_TTL_SECS", 86_400, 60..=2_592_000));
     let cors_allowed_origins = env.list("CORS_ALLOWED_ORIGINS", parse_origin);
-    let request_timeout = Duration::from_secs(env.number_or("REQUEST_TIMEOUT_SECS", 30, 1..=600));
+    let request_timeout = env.seconds_or("REQUEST_TIMEOUT_SECS", 30, 1..=600);
+    if let Some(CredentialConfig {
+        source: CredentialSourceConfig::PerUser(per_user),
+        ..
+    }) = &credentials
+        && per_user.api.request_budget >= request_timeout
+    {
+        env.problem(
+            "TELNYX_REQUEST_BUDGET_SECS",
+            format!(
+                "is {}, not below REQUEST_TIMEOUT_SECS ({}): lower it, or raise REQUEST_TIMEOUT_SECS, so that a slow Telnyx gets the client a telnyx_unavailable answer rather than a timeout",
+                per_user.api.request_budget.as_secs(),
+                request_timeout.as_secs()
+            ),
+        );
+    }
     let format = match env.optional("LOG_FORMAT").as_deref() {
         None | Some("pretty") => LogFormat::Pretty,
         Some("json") => LogFormat::Json,
@@ -313,14 +331,7 @@ fn common(
     Some(Config {
         bind_addr: bind_addr?,
         auth,
-        credentials: CredentialConfig {
-            source: source?,
-            connection_id,
-            realm,
-            stun_urls,
-            turn_urls,
-            ttl,
-        },
+        credentials: credentials?,
         cors_allowed_origins,
         request_timeout,
         log: LogConfig { filter, format },
@@ -386,14 +397,41 @@ impl fmt::Display for Config {
         writeln!(f, "JWT_LEEWAY_SECS        = {}", auth.leeway.as_secs())?;
         writeln!(f, "ALLOW_ANONYMOUS_USERS  = {}", auth.allow_anonymous_users)?;
         match &credentials.source {
-            CredentialSourceConfig::Static { username, password } => {
+            CredentialSourceConfig::Static {
+                username,
+                password,
+                ttl,
+            } => {
                 writeln!(f, "CREDENTIAL_MODE        = static")?;
                 writeln!(f, "TELNYX_WEBRTC_USERNAME = {username}")?;
                 writeln!(f, "TELNYX_WEBRTC_PASSWORD = {}", set(Some(password)))?;
+                writeln!(f, "CREDENTIAL_TTL_SECS    = {}", ttl.as_secs())?;
             }
-        }
-        if let Some(connection_id) = &credentials.connection_id {
-            writeln!(f, "TELNYX_WEBRTC_CONNECTION_ID = {connection_id}")?;
+            CredentialSourceConfig::PerUser(per_user) => {
+                writeln!(f, "CREDENTIAL_MODE        = per_user")?;
+                writeln!(
+                    f,
+                    "TELNYX_API_KEY         = {}",
+                    set(Some(&per_user.api.api_key))
+                )?;
+                writeln!(f, "TELNYX_API_BASE_URL    = {}", per_user.api.base_url)?;
+                writeln!(
+                    f,
+                    "TELNYX_WEBRTC_CONNECTION_ID = {}",
+                    per_user.connection_id
+                )?;
+                writeln!(
+                    f,
+                    "TOKEN_REFRESH_MARGIN_SECS = {}",
+                    per_user.refresh_margin.as_secs()
+                )?;
+                writeln!(
+                    f,
+                    "TELNYX_REQUEST_BUDGET_SECS = {}",
+                    per_user.api.request_budget.as_secs()
+                )?;
+                writeln!(f, "TOKEN_CACHE_MAX_USERS  = {}", per_user.cache_capacity)?;
+            }
         }
         writeln!(f, "TELNYX_SIP_REALM       = {}", credentials.realm)?;
         writeln!(
@@ -406,7 +444,13 @@ impl fmt::Display for Config {
             "TELNYX_TURN_URLS       = {}",
             credentials.turn_urls.join(",")
         )?;
-        writeln!(f, "CREDENTIAL_TTL_SECS    = {}", credentials.ttl.as_secs())?;
+        match &credentials.turn_credentials {
+            Some(turn) => {
+                writeln!(f, "TELNYX_TURN_USERNAME   = {}", turn.username)?;
+                writeln!(f, "TELNYX_TURN_PASSWORD   = {}", set(Some(&turn.password)))?;
+            }
+            None => writeln!(f, "TELNYX_TURN_USERNAME   = not set")?,
+        }
         let origins = if self.cors_allowed_origins.is_empty() {
             "none (no cross-origin access)".to_owned()
         } else {
@@ -480,7 +524,11 @@ mod tests {
         assert_eq!(config.credentials.realm, "sip.telnyx.com");
         assert_eq!(config.credentials.stun_urls, DEFAULT_STUN_URLS);
         assert_eq!(config.credentials.turn_urls, DEFAULT_TURN_URLS);
-        assert_eq!(config.credentials.ttl, Duration::from_secs(86_400));
+        let CredentialSourceConfig::Static { ttl, .. } = config.credentials.source else {
+            panic!("static is the default mode");
+        };
+        assert_eq!(ttl, Duration::from_secs(86_400));
+        assert!(config.credentials.turn_credentials.is_none());
         assert!(config.cors_allowed_origins.is_empty());
         assert_eq!(config.log.format, LogFormat::Pretty);
     }
@@ -535,7 +583,7 @@ mod tests {
             ("JWT_LEEWAY_SECS", "thirty", "whole number"),
             ("CREDENTIAL_TTL_SECS", "-1", "whole number"),
             ("ALLOW_ANONYMOUS_USERS", "maybe", "true or false"),
-            ("CREDENTIAL_MODE", "shared", "static"),
+            ("CREDENTIAL_MODE", "shared", "static or per_user"),
             ("CORS_ALLOWED_ORIGINS", "*", "any website"),
             (
                 "CORS_ALLOWED_ORIGINS",
@@ -553,6 +601,23 @@ mod tests {
             assert!(errors.mentions(variable), "{variable}={value}: {message}");
             assert!(message.contains(hint), "{variable}={value}: {message}");
         }
+    }
+
+    #[test]
+    fn turn_credentials_come_in_pairs() {
+        let errors = load(&[("TELNYX_TURN_USERNAME", "turnuser")]).unwrap_err();
+        assert!(errors.mentions("TELNYX_TURN_PASSWORD"), "{errors}");
+        assert!(
+            errors.to_string().contains("set both, or neither"),
+            "{errors}"
+        );
+        let config = load(&[
+            ("TELNYX_TURN_USERNAME", "turnuser"),
+            ("TELNYX_TURN_PASSWORD", "turn-secret-1"),
+        ])
+        .unwrap();
+        assert!(!config.to_string().contains("turn-secret-1"));
+        assert!(config.credentials.turn_credentials.is_some());
     }
 
     #[test]
@@ -594,15 +659,79 @@ mod tests {
         );
     }
 
+    fn per_user(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigErrors> {
+        let mut pairs = vec![
+            ("CREDENTIAL_MODE", "per_user"),
+            ("TELNYX_API_KEY", "KEY0123456789ABCDEF"),
+            ("TELNYX_WEBRTC_CONNECTION_ID", "1234567890"),
+        ];
+        pairs.retain(|(key, _)| !extra.iter().any(|(other, _)| other == key));
+        pairs.extend_from_slice(extra);
+        load(&pairs)
+    }
+
+    #[test]
+    fn per_user_mode_reads_telnyx_api_access_and_needs_no_sip_identity() {
+        let config = per_user(&[
+            ("TELNYX_WEBRTC_USERNAME", ""),
+            ("TELNYX_WEBRTC_PASSWORD", ""),
+        ])
+        .unwrap();
+        let CredentialSourceConfig::PerUser(per_user) = &config.credentials.source else {
+            panic!("per_user mode was asked for");
+        };
+        assert_eq!(per_user.connection_id, "1234567890");
+        assert_eq!(per_user.api.base_url.as_str(), "https://api.telnyx.com/v2");
+        assert_eq!(per_user.api.request_budget, Duration::from_secs(15));
+        assert_eq!(per_user.refresh_margin, Duration::from_secs(600));
+        for printed in [format!("{config:?}"), config.to_string()] {
+            assert!(!printed.contains("KEY0123456789ABCDEF"), "{printed}");
+        }
+        assert!(
+            config
+                .to_string()
+                .contains("CREDENTIAL_MODE        = per_user")
+        );
+    }
+
+    #[test]
+    fn per_user_mode_names_what_is_missing() {
+        let errors = load(&[("CREDENTIAL_MODE", "per_user")]).unwrap_err();
+        assert!(errors.mentions("TELNYX_API_KEY"), "{errors}");
+        assert!(errors.mentions("TELNYX_WEBRTC_CONNECTION_ID"), "{errors}");
+        assert!(!errors.mentions("TELNYX_WEBRTC_USERNAME"), "{errors}");
+        assert!(errors.to_string().contains("API Keys"), "{errors}");
+    }
+
+    #[test]
+    fn per_user_values_are_checked() {
+        let cases: &[(&'static str, &'static str, &str)] = &[
+            ("TELNYX_WEBRTC_CONNECTION_ID", "12 34/5", "ID alone"),
+            ("TELNYX_API_BASE_URL", "api.telnyx.com", "not a URL"),
+            ("TELNYX_REQUEST_BUDGET_SECS", "0", "whole number"),
+            ("TELNYX_REQUEST_BUDGET_SECS", "60", "REQUEST_TIMEOUT_SECS"),
+            ("TOKEN_REFRESH_MARGIN_SECS", "ten", "whole number"),
+        ];
+        for (variable, value, hint) in cases {
+            let errors = per_user(&[(variable, value)]).unwrap_err();
+            let message = errors.to_string();
+            assert!(errors.mentions(variable), "{variable}={value}: {message}");
+            assert!(message.contains(hint), "{variable}={value}: {message}");
+            assert!(!message.contains("KEY0123456789ABCDEF"), "{message}");
+        }
+    }
+
     #[test]
     fn every_variable_read_is_documented_in_the_readme_and_env_example() {
         let asked = std::cell::RefCell::new(Vec::new());
-        let _ = Config::from_lookup(|name| {
-            asked.borrow_mut().push(name.to_owned());
-            None
-        });
+        for mode in ["static", "per_user"] {
+            let _ = Config::from_lookup(|name| {
+                asked.borrow_mut().push(name.to_owned());
+                (name == "CREDENTIAL_MODE").then(|| mode.to_owned())
+            });
+        }
         let asked = asked.into_inner();
-        assert!(asked.len() >= 18, "{asked:?}");
+        assert!(asked.len() >= 25, "{asked:?}");
         let env_example = include_str!("../../.env.example");
         let readme = include_str!("../../README.md");
         for name in asked {

@@ -1,6 +1,8 @@
 //! The HTTP layer's one error type and the JSON body every error response carries:
 //! `{"success": false, "error": "<what to do>", "code": "<stable snake_case code>"}`.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +31,19 @@ pub enum ApiError {
     /// 503: the request outlived `REQUEST_TIMEOUT_SECS`.
     #[error("request timed out")]
     Timeout,
+    /// 503 with `Retry-After`: Telnyx cannot be reached or keeps failing; the cause is logged.
+    #[error("Telnyx unavailable: {cause}")]
+    TelnyxUnavailable {
+        cause: String,
+        retry_after: Duration,
+    },
+    /// 500: Telnyx refuses this service's API key or requests; the operator must act, and the
+    /// log says how.
+    #[error("Telnyx misconfigured: {0}")]
+    TelnyxMisconfigured(String),
+    /// 502: Telnyx answered in a shape its API reference does not describe.
+    #[error("bad answer from Telnyx: {0}")]
+    TelnyxBadResponse(String),
     /// 500: anything else; the body stays generic and the cause goes to the log.
     #[error("internal error: {0}")]
     Internal(String),
@@ -48,8 +63,13 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Timeout | ApiError::TelnyxUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::TelnyxMisconfigured(_) | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            ApiError::TelnyxBadResponse(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -63,6 +83,9 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Timeout => "timeout",
+            ApiError::TelnyxUnavailable { .. } => "telnyx_unavailable",
+            ApiError::TelnyxMisconfigured(_) => "telnyx_misconfigured",
+            ApiError::TelnyxBadResponse(_) => "telnyx_bad_response",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -90,6 +113,15 @@ impl ApiError {
                 "This method is not allowed here: use GET or POST on /credentials."
             }
             ApiError::Timeout => "The request took too long: try again in a moment.",
+            ApiError::TelnyxUnavailable { .. } => {
+                "The phone service (Telnyx) is not answering right now: try again in a minute."
+            }
+            ApiError::TelnyxMisconfigured(_) => {
+                "Phone credentials cannot be issued because this service's Telnyx settings are wrong: please tell the site's operator."
+            }
+            ApiError::TelnyxBadResponse(_) => {
+                "The phone service (Telnyx) sent an answer we could not use: try again, and contact support if it keeps happening."
+            }
             ApiError::Internal(_) => {
                 "Something went wrong on our side: try again, and contact support if it keeps happening."
             }
@@ -99,14 +131,28 @@ impl ApiError {
 
 impl From<CredentialError> for ApiError {
     fn from(error: CredentialError) -> Self {
-        ApiError::Internal(error.to_string())
+        match error {
+            CredentialError::TelnyxUnavailable { cause, retry_after } => {
+                ApiError::TelnyxUnavailable { cause, retry_after }
+            }
+            CredentialError::TelnyxMisconfigured(cause) => ApiError::TelnyxMisconfigured(cause),
+            CredentialError::TelnyxBadResponse(cause) => ApiError::TelnyxBadResponse(cause),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(cause, "request failed");
+        // One line per failed request, with the cause and never a secret (causes are built
+        // from status codes and Telnyx's error text, scrubbed of the API key).
+        match &self {
+            ApiError::Internal(cause)
+            | ApiError::TelnyxMisconfigured(cause)
+            | ApiError::TelnyxBadResponse(cause) => tracing::error!(cause, "request failed"),
+            ApiError::TelnyxUnavailable { cause, .. } => {
+                tracing::warn!(cause, "request failed: Telnyx is unavailable");
+            }
+            _ => {}
         }
         let body = ErrorBody {
             success: false,
@@ -120,6 +166,12 @@ impl IntoResponse for ApiError {
             ApiError::InvalidToken(_) => Some(r#"Bearer error="invalid_token""#),
             _ => None,
         };
+        if let ApiError::TelnyxUnavailable { retry_after, .. } = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
+        }
         if let Some(challenge) = challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

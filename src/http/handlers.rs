@@ -30,11 +30,24 @@ pub async fn issue_credential(
         user_id: user.claims.sub,
     };
     let credential = source.issue(&recipient).await?;
-    tracing::debug!(mode = source.mode(), username = %credential.username, "issued a credential");
+    tracing::debug!(mode = source.mode(), username = %credential.identity.username, "issued a credential");
     Ok(Json(CredentialResponse {
         success: true,
         credential,
     }))
+}
+
+/// `DELETE /credentials` (per_user mode only): deletes the user's telephony credential at
+/// Telnyx, signing them out of every phone at once.
+pub async fn revoke_credential(
+    State(source): State<Arc<CredentialSource>>,
+    user: AuthenticatedUser,
+) -> Result<StatusCode, ApiError> {
+    let recipient = Recipient {
+        user_id: user.claims.sub,
+    };
+    source.revoke(&recipient).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /healthz`: the process is up and serving.

@@ -43,20 +43,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
+    /// Fails only when the credential source cannot start (see [`CredentialSource::from_config`]).
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        Ok(Self {
             verifier: Arc::new(TokenVerifier::new(&config.auth)),
             policy: Arc::new(AccessPolicy {
                 allow_anonymous_users: config.auth.allow_anonymous_users,
             }),
-            credentials: Arc::new(CredentialSource::from_config(&config.credentials)),
+            credentials: Arc::new(CredentialSource::from_config(&config.credentials)?),
             cors_allowed_origins: config
                 .cors_allowed_origins
                 .iter()
                 .map(|origin| HeaderValue::from_str(origin).expect("origins are validated ASCII"))
                 .collect(),
             request_timeout: config.request_timeout,
-        }
+        })
     }
 }
 
@@ -118,11 +119,12 @@ pub fn app(state: AppState) -> Router {
             state.request_timeout,
         ));
 
+    let mut credentials = get(handlers::issue_credential).post(handlers::issue_credential);
+    if state.credentials.can_revoke() {
+        credentials = credentials.delete(handlers::revoke_credential);
+    }
     Router::new()
-        .route(
-            "/credentials",
-            get(handlers::issue_credential).post(handlers::issue_credential),
-        )
+        .route("/credentials", credentials)
         .route("/healthz", get(handlers::liveness))
         .route("/readyz", get(handlers::readiness))
         .fallback(|| async { ApiError::NotFound })
@@ -135,7 +137,7 @@ pub fn app(state: AppState) -> Router {
 fn cors_layer(origins: &[HeaderValue]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins.iter().cloned()))
-        .allow_methods([Method::GET, Method::POST])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([REQUEST_ID])
         .max_age(Duration::from_secs(600))

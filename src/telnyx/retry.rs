@@ -1,0 +1,167 @@
+//! Sending one Telnyx request patiently: retries on 429, 5xx and unreachable, with exponential
+//! backoff and jitter, `Retry-After` honoured, and never past the request's time budget.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::http::{HeaderMap, StatusCode, header};
+use reqwest::{RequestBuilder, Response};
+
+use super::TelnyxError;
+use crate::config::TelnyxTiming;
+
+/// The time left for all the Telnyx calls made on behalf of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    deadline: Instant,
+}
+
+impl Budget {
+    pub fn new(total: Duration) -> Self {
+        Self {
+            deadline: Instant::now() + total,
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// Sends the request `build` makes, again when Telnyx is busy or failing, until it answers with
+/// anything else, the attempts run out, or the budget would be overrun.
+pub(super) async fn send(
+    timing: &TelnyxTiming,
+    budget: &Budget,
+    build: impl Fn() -> RequestBuilder,
+) -> Result<Response, TelnyxError> {
+    let mut last = Failure {
+        cause: "no time was left in the request's budget".to_owned(),
+        retry_after: None,
+    };
+    for attempt in 1..=timing.max_attempts.max(1) {
+        let remaining = budget.remaining();
+        if remaining.is_zero() {
+            break;
+        }
+        let outcome = build()
+            .timeout(timing.attempt_timeout.min(remaining))
+            .send()
+            .await;
+        last = match outcome {
+            Ok(response) if !is_retryable(response.status()) => return Ok(response),
+            Ok(response) => Failure {
+                cause: format!("Telnyx answered {}", response.status()),
+                retry_after: retry_after(response.headers()),
+            },
+            Err(error) => Failure {
+                cause: describe(&error),
+                retry_after: None,
+            },
+        };
+        if attempt == timing.max_attempts {
+            break;
+        }
+        let wait = last.retry_after.unwrap_or_else(|| backoff(timing, attempt));
+        if wait >= budget.remaining() {
+            break;
+        }
+        tracing::debug!(attempt, cause = %last.cause, wait_ms = wait.as_millis(), "retrying a Telnyx call");
+        tokio::time::sleep(wait).await;
+    }
+    Err(TelnyxError::Unavailable {
+        cause: last.cause,
+        retry_after: last.retry_after,
+    })
+}
+
+struct Failure {
+    cause: String,
+    retry_after: Option<Duration>,
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// A transport failure in words, without the URL (whose query names the user).
+fn describe(error: &reqwest::Error) -> String {
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    let mut cause = format!("the request to Telnyx {what}");
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        cause.push_str(": ");
+        cause.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    cause
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Exponential backoff with equal jitter: half the step fixed, half random, so concurrent
+/// callers spread out without any of them retrying at once.
+fn backoff(timing: &TelnyxTiming, attempt: u32) -> Duration {
+    let step = timing
+        .first_backoff
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(timing.max_backoff);
+    let half = step / 2;
+    let random = getrandom::u64().unwrap_or(0);
+    let jitter_nanos = u64::try_from(half.as_nanos())
+        .ok()
+        .filter(|nanos| *nanos > 0)
+        .map_or(0, |nanos| random % nanos);
+    half + Duration::from_nanos(jitter_nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_stops_at_the_cap() {
+        let timing = TelnyxTiming::default();
+        for attempt in 1..=8 {
+            let wait = backoff(&timing, attempt);
+            let step = (timing.first_backoff * 2u32.pow(attempt - 1)).min(timing.max_backoff);
+            assert!(
+                wait >= step / 2 && wait <= step,
+                "attempt {attempt}: {wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        let later = SystemTime::now() + Duration::from_secs(120);
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
+        );
+        let parsed = retry_after(&headers).unwrap();
+        assert!(parsed > Duration::from_secs(110) && parsed <= Duration::from_secs(120));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+}
