@@ -97,7 +97,10 @@ pub fn app(state: AppState) -> Router {
                     DefaultOnResponse::new()
                         .level(Level::INFO)
                         .latency_unit(LatencyUnit::Micros),
-                ),
+                )
+                // Every response is logged above with its status, and a 5xx's cause is logged
+                // where it arises: a second "response failed" line would only repeat them.
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::custom(|_panic| {

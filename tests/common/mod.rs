@@ -24,6 +24,9 @@ use telnyx_webrtc_credentials::config::{Config, JwksTiming, lookup_from};
 use telnyx_webrtc_credentials::server::Server;
 use tokio::sync::oneshot;
 
+pub mod process;
+pub mod telnyx;
+
 pub const JWT_SECRET: &str = "test-only-legacy-jwt-secret-0123456789abcdef";
 pub const SIP_USERNAME: &str = "gencredTestUser";
 pub const SIP_PASSWORD: &str = "test-sip-password-8d1f";

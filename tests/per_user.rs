@@ -1,0 +1,451 @@
+//! `CREDENTIAL_MODE=per_user` against a local stand-in for the Telnyx API: one credential per
+//! user, cached login tokens, single flight, restarts, revocation, and every failure mode.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::Process;
+use common::telnyx::{Behaviour, CONNECTION_ID, FakeTelnyx, TELNYX_API_KEY};
+use common::*;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+async fn spawn(telnyx: &FakeTelnyx, extra: &[(&'static str, &str)]) -> TestApp {
+    let mut env = telnyx.env();
+    env.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    TestApp::spawn_with(Options {
+        env,
+        ..Options::default()
+    })
+    .await
+}
+
+fn token_for(app: &TestApp, user_id: &str) -> String {
+    let mut claims = app.claims();
+    claims["sub"] = json!(user_id);
+    sign_hs256(&claims)
+}
+
+async fn credential(app: &TestApp, token: &str) -> Value {
+    let response = app.get_credentials(token).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    body["credential"].clone()
+}
+
+fn exp_of(login_token: &str) -> u64 {
+    let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(login_token).unwrap();
+    claims["exp"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_three_users_create_three_credentials_and_mint_three_tokens() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = spawn(&telnyx, &[]).await;
+    let users = ["user-a", "user-b", "user-c"];
+    let tokens: Vec<String> = users.iter().map(|user| token_for(&app, user)).collect();
+
+    let requests = (0..30).map(|n| credential(&app, &tokens[n % 3]));
+    let answers = join_all(requests).await;
+
+    assert_eq!(telnyx.requests("create"), 3);
+    assert_eq!(telnyx.requests("token"), 3);
+    let stored = telnyx.credentials();
+    assert_eq!(stored.len(), 3);
+    let minted = telnyx.minted();
+    for (n, answer) in answers.iter().enumerate() {
+        let user = users[n % 3];
+        let own = stored
+            .iter()
+            .find(|credential| credential.name == format!("supabase:{user}"))
+            .unwrap();
+        assert_eq!(own.resource_id, format!("connection:{CONNECTION_ID}"));
+        assert_eq!(answer["username"], own.sip_username);
+        assert_eq!(
+            answer["sip_uri"],
+            format!("sip:{}@sip.telnyx.com", own.sip_username)
+        );
+        let login_token = answer["login_token"].as_str().unwrap();
+        assert!(minted.iter().any(|token| token == login_token));
+        assert_eq!(answer["expires_at"], exp_of(login_token) * 1000);
+        assert!(answer.get("password").is_none(), "{answer}");
+        // No SIP password anywhere in the answer, TURN included.
+        assert!(!answer.to_string().contains(&own.sip_password));
+        assert!(answer["turn_servers"][0].get("credential").is_none());
+        assert_eq!(
+            answer["ice_servers"].as_array().unwrap().len(),
+            1,
+            "STUN only"
+        );
+    }
+
+    let before = telnyx.total_requests();
+    for token in tokens.iter().cycle().take(30) {
+        credential(&app, token).await;
+    }
+    assert_eq!(
+        telnyx.total_requests(),
+        before,
+        "cached tokens need no Telnyx call"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_or_a_second_replica_reuses_the_credential_and_mints_a_new_token() {
+    let telnyx = FakeTelnyx::start().await;
+    let first = spawn(&telnyx, &[]).await;
+    let token = token_for(&first, "user-restart");
+    let before = credential(&first, &token).await;
+    drop(first);
+
+    // Each app has its own Supabase stand-in, so each signs its own token for the same user.
+    let restarted = spawn(&telnyx, &[]).await;
+    let replica = spawn(&telnyx, &[]).await;
+    let after = credential(&restarted, &token_for(&restarted, "user-restart")).await;
+    let elsewhere = credential(&replica, &token_for(&replica, "user-restart")).await;
+
+    assert_eq!(
+        telnyx.requests("create"),
+        1,
+        "one credential per user, ever"
+    );
+    assert_eq!(telnyx.credentials().len(), 1);
+    assert_eq!(telnyx.requests("token"), 3);
+    assert_eq!(after["username"], before["username"]);
+    assert_eq!(elsewhere["username"], before["username"]);
+    assert_ne!(after["login_token"], before["login_token"]);
+}
+
+#[tokio::test]
+async fn a_credential_made_elsewhere_is_found_and_the_oldest_of_duplicates_wins() {
+    let telnyx = FakeTelnyx::start().await;
+    let newer = telnyx.insert("supabase:user-dup", "2026-02-01T00:00:00");
+    let older = telnyx.insert("supabase:user-dup", "2026-01-01T00:00:00");
+    telnyx.insert("supabase:someone-else", "2025-01-01T00:00:00");
+    let app = spawn(&telnyx, &[]).await;
+
+    let answer = credential(&app, &token_for(&app, "user-dup")).await;
+
+    assert_eq!(answer["username"], older.sip_username);
+    assert_ne!(answer["username"], newer.sip_username);
+    assert_eq!(telnyx.requests("create"), 0);
+}
+
+#[tokio::test]
+async fn telnyx_failing_with_5xx_is_retried_three_times_then_503_with_retry_after() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = spawn(&telnyx, &[]).await;
+    telnyx.set_behaviour(Behaviour::Fail {
+        status: 500,
+        retry_after: None,
+        times: usize::MAX,
+    });
+
+    let started = Instant::now();
+    let response = app.get_credentials(&token_for(&app, "user-500")).await;
+
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let (_, body) = error_body(response).await;
+    assert_eq!(body["code"], "telnyx_unavailable");
+    assert!(
+        body["error"].as_str().unwrap().contains("try again"),
+        "{body}"
+    );
+    assert_eq!(telnyx.requests("list"), 3, "at most 3 attempts");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "within the budget"
+    );
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_its_retry_after() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = spawn(&telnyx, &[]).await;
+    telnyx.set_behaviour(Behaviour::Fail {
+        status: 429,
+        retry_after: Some("1".into()),
+        times: 1,
+    });
+
+    credential(&app, &token_for(&app, "user-429")).await;
+
+    let times = telnyx.request_times();
+    assert!(
+        times[1] - times[0] >= Duration::from_millis(950),
+        "the retry waited {:?}, not Retry-After: 1",
+        times[1] - times[0]
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_budget_fails_at_once_and_is_passed_on() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = spawn(&telnyx, &[]).await;
+    telnyx.set_behaviour(Behaviour::Fail {
+        status: 429,
+        retry_after: Some("60".into()),
+        times: usize::MAX,
+    });
+
+    let response = app.get_credentials(&token_for(&app, "user-429-long")).await;
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "60");
+    assert_eq!(
+        telnyx.total_requests(),
+        1,
+        "no retry that would overrun the budget"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_telnyx_gets_an_answer_within_the_request_budget() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = spawn(&telnyx, &[("TELNYX_REQUEST_BUDGET_SECS", "2")]).await;
+    telnyx.set_behaviour(Behaviour::Hang);
+
+    let started = Instant::now();
+    let response = app.get_credentials(&token_for(&app, "user-hang")).await;
+    let elapsed = started.elapsed();
+
+    assert_eq!(response.status(), 503);
+    let (_, body) = error_body(response).await;
+    assert_eq!(body["code"], "telnyx_unavailable");
+    assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "the 2 s budget held: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_api_key_is_a_server_misconfiguration_and_never_retried() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = spawn(&telnyx, &[("TELNYX_API_KEY", "KEYrevoked-0000")]).await;
+
+    let response = app.get_credentials(&token_for(&app, "user-key")).await;
+
+    assert_eq!(response.status(), 500);
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["code"], "telnyx_misconfigured");
+    assert!(!text.contains("KEYrevoked-0000"));
+    assert_eq!(telnyx.total_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_that_is_not_a_credential_connection_is_a_misconfiguration() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = spawn(&telnyx, &[("TELNYX_WEBRTC_CONNECTION_ID", "999")]).await;
+
+    let (status, body) = error_body(app.get_credentials(&token_for(&app, "user-conn")).await).await;
+
+    assert_eq!(status, 500);
+    assert_eq!(body["code"], "telnyx_misconfigured");
+}
+
+/// Tokens that live 4 s (3 to 4 s from the service's clock: `exp` is in whole seconds) are due
+/// for replacement after half their life, so a test reaches the refresh path without waiting a
+/// day, and a token due for refresh is still valid for a second or more.
+async fn app_with_short_tokens(telnyx: &FakeTelnyx) -> TestApp {
+    telnyx.set_token_lifetime(Duration::from_secs(4));
+    spawn(telnyx, &[]).await
+}
+
+const PAST_HALF_LIFE: Duration = Duration::from_millis(2_100);
+
+#[tokio::test]
+async fn a_credential_deleted_or_expired_at_telnyx_is_found_or_created_again_once() {
+    for break_it in ["deleted", "expired"] {
+        let telnyx = FakeTelnyx::start().await;
+        let app = app_with_short_tokens(&telnyx).await;
+        let token = token_for(&app, "user-gone");
+        let first = credential(&app, &token).await;
+        let gone = telnyx.credentials()[0].clone();
+        match break_it {
+            "deleted" => telnyx.remove(&gone.id),
+            _ => telnyx.expire(&gone.id),
+        }
+        tokio::time::sleep(PAST_HALF_LIFE).await;
+
+        let second = credential(&app, &token).await;
+
+        assert_ne!(second["username"], first["username"], "{break_it}");
+        assert_eq!(telnyx.requests("create"), 2, "{break_it}");
+        assert_eq!(
+            telnyx.requests("token"),
+            3,
+            "{break_it}: one failed mint, one new"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_user_with_a_cached_token_is_served_while_telnyx_is_down() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = app_with_short_tokens(&telnyx).await;
+    let cached_user = token_for(&app, "user-cached");
+    let before = credential(&app, &cached_user).await;
+    telnyx.set_behaviour(Behaviour::Fail {
+        status: 503,
+        retry_after: None,
+        times: usize::MAX,
+    });
+
+    // Fresh: served from the cache without asking Telnyx.
+    assert_eq!(
+        credential(&app, &cached_user).await["login_token"],
+        before["login_token"]
+    );
+    // Due for a refresh, which fails, but not expired: still served.
+    tokio::time::sleep(PAST_HALF_LIFE).await;
+    assert_eq!(
+        credential(&app, &cached_user).await["login_token"],
+        before["login_token"]
+    );
+    assert!(telnyx.requests("token") > 1, "a refresh was tried");
+    // A user without a token cannot be served.
+    let (status, body) = error_body(app.get_credentials(&token_for(&app, "user-new")).await).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["code"], "telnyx_unavailable");
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_user_share_one_sequence_even_when_it_fails() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = spawn(&telnyx, &[]).await;
+    telnyx.set_behaviour(Behaviour::Fail {
+        status: 500,
+        retry_after: None,
+        times: usize::MAX,
+    });
+    let token = token_for(&app, "user-herd");
+
+    let statuses = join_all((0..10).map(|_| app.status_for(&token))).await;
+
+    assert!(statuses.iter().all(|status| *status == 503), "{statuses:?}");
+    assert_eq!(
+        telnyx.requests("list"),
+        3,
+        "one sequence of 3 attempts, not 10"
+    );
+}
+
+#[tokio::test]
+async fn delete_revokes_the_users_credential_and_the_next_request_gets_a_new_one() {
+    let telnyx = FakeTelnyx::start().await;
+    let app = spawn(&telnyx, &[]).await;
+    let token = token_for(&app, "user-revoke");
+    let other = token_for(&app, "user-keep");
+    let before = credential(&app, &token).await;
+    credential(&app, &other).await;
+
+    let response = app
+        .credentials_with_header(reqwest::Method::DELETE, Some(&format!("Bearer {token}")))
+        .await;
+
+    assert_eq!(response.status(), 204);
+    assert_eq!(telnyx.requests("delete"), 1);
+    let names: Vec<String> = telnyx.credentials().into_iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        ["supabase:user-keep"],
+        "only the user's own credential went"
+    );
+    let after = credential(&app, &token).await;
+    assert_ne!(after["username"], before["username"]);
+    assert_eq!(telnyx.requests("create"), 3);
+
+    let unauthenticated = app
+        .credentials_with_header(reqwest::Method::DELETE, None)
+        .await;
+    assert_eq!(unauthenticated.status(), 401);
+}
+
+#[tokio::test]
+async fn delete_is_not_allowed_in_static_mode() {
+    let app = TestApp::spawn().await;
+    let token = sign_hs256(&app.claims());
+
+    let response = app
+        .credentials_with_header(reqwest::Method::DELETE, Some(&format!("Bearer {token}")))
+        .await;
+
+    assert_eq!(response.status(), 405);
+    let (_, body) = error_body(response).await;
+    assert_eq!(body["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
+    let keys = keys();
+    let supabase = FakeSupabase::start(&[&keys.es256]).await;
+    let telnyx = FakeTelnyx::start().await;
+    let mut env = test_env(&supabase.url);
+    env.extend(telnyx.env());
+    env.push(("LOG_FORMAT", "json".into()));
+    env.push(("RUST_LOG", "debug".into()));
+    let mut service = Process::start(&["serve"], &env);
+    let address = service.address().await;
+    let client = reqwest::Client::new();
+    let mut claims = user_claims(&supabase.issuer());
+    claims["sub"] = json!("user-logs");
+    let token = sign_hs256(&claims);
+    let get = || {
+        client
+            .get(format!("{address}/credentials"))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(get().await.unwrap().status(), 200);
+    let passwords: Vec<String> = telnyx
+        .credentials()
+        .into_iter()
+        .map(|c| c.sip_password)
+        .collect();
+    let deleted = client
+        .delete(format!("{address}/credentials"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    telnyx.set_behaviour(Behaviour::Fail {
+        status: 401,
+        retry_after: None,
+        times: 1,
+    });
+    assert_eq!(get().await.unwrap().status(), 500);
+    service.signal("-TERM");
+    assert_eq!(service.exit_code().await, 0);
+    let logs = service.text();
+
+    assert!(
+        !logs.contains(TELNYX_API_KEY),
+        "the API key reached the logs"
+    );
+    assert!(!passwords.is_empty());
+    for password in passwords {
+        assert!(!logs.contains(&password), "a SIP password reached the logs");
+    }
+    for minted in telnyx.minted() {
+        let signature = minted.rsplit('.').next().unwrap();
+        assert!(!logs.contains(signature), "a login token reached the logs");
+    }
+    assert!(logs.contains("created a telephony credential"), "{logs}");
+    // The misconfiguration is one clear error line that says what to fix.
+    let errors: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert_eq!(errors.len(), 1, "{logs}");
+    assert!(errors[0].contains("TELNYX_API_KEY"), "{}", errors[0]);
+}
