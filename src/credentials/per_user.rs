@@ -299,6 +299,36 @@ mod tests {
     }
 
     #[test]
+    fn the_token_cache_holds_at_most_its_capacity_of_users() {
+        let config = crate::config::Config::from_lookup(crate::config::lookup_from([
+            ("SUPABASE_URL", "https://abcd.supabase.co"),
+            ("CREDENTIAL_MODE", "per_user"),
+            ("TELNYX_API_KEY", "KEY0123"),
+            ("TELNYX_WEBRTC_CONNECTION_ID", "1234"),
+            ("TOKEN_CACHE_MAX_USERS", "50"),
+        ]))
+        .unwrap();
+        let crate::config::CredentialSourceConfig::PerUser(per_user) = &config.credentials.source
+        else {
+            panic!("per_user mode was asked for");
+        };
+        let source = PerUserCredentials::new(&config.credentials, per_user).unwrap();
+        for n in 0..1_000 {
+            source.slot(&format!("user-{n}"));
+        }
+        assert!(
+            source.users.len() <= 50,
+            "{} users cached",
+            source.users.len()
+        );
+        assert!(
+            source.users.len() >= 25,
+            "{} users cached",
+            source.users.len()
+        );
+    }
+
+    #[test]
     fn the_oldest_credential_wins_and_ties_go_to_the_lower_id() {
         let credential = |id: &str, created_at: &str| TelephonyCredential {
             id: id.into(),
