@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod http;
+pub mod metrics;
 pub mod server;
 pub mod telemetry;
 pub mod telnyx;

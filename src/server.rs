@@ -1,6 +1,6 @@
 //! Running the service: bind, keep the signing keys fresh, serve until SIGINT or SIGTERM.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::io;
 use std::net::SocketAddr;
 
@@ -8,13 +8,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::http::{AppState, app};
+use crate::http::{AppState, app, metrics_app};
 
 /// Why the service could not start with a configuration that passed validation.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on BIND_ADDR={address}: {source}")]
+    #[error("cannot listen on {variable}={address}: {source}")]
     Bind {
+        variable: &'static str,
         address: SocketAddr,
         source: io::Error,
     },
@@ -25,20 +26,44 @@ pub enum StartError {
 /// A bound, not yet serving, instance of the service.
 pub struct Server {
     listener: TcpListener,
+    /// `METRICS_BIND_ADDR`'s listener, when `/metrics` is served apart from the API.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
+}
+
+async fn listen(variable: &'static str, address: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind {
+            variable,
+            address,
+            source,
+        })
 }
 
 impl Server {
     /// Binds `config.bind_addr`; port 0 picks a free port (see [`Server::local_addr`]).
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
         let state = AppState::from_config(config).map_err(StartError::Credentials)?;
-        let listener = TcpListener::bind(config.bind_addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                address: config.bind_addr,
-                source,
-            })?;
-        Ok(Self { listener, state })
+        let listener = listen("BIND_ADDR", config.bind_addr).await?;
+        let metrics_listener = match config.metrics_bind_addr {
+            Some(address) => Some(listen("METRICS_BIND_ADDR", address).await?),
+            None => None,
+        };
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
+    }
+
+    /// Where `/metrics` is served apart from the API, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|listener| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -63,12 +88,31 @@ impl Server {
         if !self.state.verifier.accepts_hs256() {
             tracing::info!("SUPABASE_JWT_SECRET is not set: legacy HS256 tokens will be refused");
         }
-        tracing::info!(address = %self.local_addr(), mode = self.state.credentials.mode(), "listening");
-        let result = axum::serve(self.listener, app(self.state))
+        let Self {
+            listener,
+            metrics_listener,
+            state,
+        } = self;
+        let metrics_server: Option<JoinHandle<io::Result<()>>> = metrics_listener.map(|listener| {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "serving /metrics");
+            }
+            tokio::spawn(axum::serve(listener, metrics_app(state.clone())).into_future())
+        });
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, mode = state.credentials.mode(), "listening");
+        }
+        let result = axum::serve(listener, app(state))
             .with_graceful_shutdown(shutdown)
             .await;
-        if let Some(refresher) = refresher {
-            refresher.abort();
+        for task in [
+            refresher.map(|task| task.abort_handle()),
+            metrics_server.map(|task| task.abort_handle()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            task.abort();
         }
         result
     }

@@ -180,6 +180,7 @@ impl KeyStore {
         let outcome = self.fetch().await;
         self.last_fetch_succeeded
             .store(outcome.is_ok(), Ordering::Release);
+        crate::metrics::jwks_fetched(outcome.is_ok());
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match outcome {
             Ok(keys) => {

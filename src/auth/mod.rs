@@ -60,6 +60,28 @@ pub enum TokenRejection {
     InvalidClaims(String),
 }
 
+impl TokenRejection {
+    /// A stable snake_case name for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TokenRejection::TooLarge => "too_large",
+            TokenRejection::Malformed => "malformed",
+            TokenRejection::UntrustedHeader(_) => "untrusted_header",
+            TokenRejection::SharedSecretNotConfigured => "hs256_not_configured",
+            TokenRejection::MissingKeyId(_) => "missing_kid",
+            TokenRejection::UnknownKeyId => "unknown_kid",
+            TokenRejection::AlgorithmMismatch => "algorithm_mismatch",
+            TokenRejection::BadSignature => "bad_signature",
+            TokenRejection::Expired => "expired",
+            TokenRejection::NotYetValid => "not_yet_valid",
+            TokenRejection::WrongIssuer => "wrong_issuer",
+            TokenRejection::WrongAudience => "wrong_audience",
+            TokenRejection::MissingClaim(_) => "missing_claim",
+            TokenRejection::InvalidClaims(_) => "invalid_claims",
+        }
+    }
+}
+
 /// A key we verify with, and the validation rules that go with its algorithm.
 pub struct VerificationKey {
     pub decoding_key: DecodingKey,

@@ -56,6 +56,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.parse_value(name, &value, parse)
     }
 
+    /// `None` when unset; the parsed value, or a recorded problem, when set.
+    pub(super) fn optional_with<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let value = self.optional(name)?;
+        self.parse_value(name, &value, parse)
+    }
+
     pub(super) fn parsed_or<T>(
         &mut self,
         name: &'static str,

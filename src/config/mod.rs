@@ -35,6 +35,8 @@ pub const DEFAULT_TURN_URLS: [&str; 2] = [
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bind_addr: SocketAddr,
+    /// Where `GET /metrics` is served alone; `None` serves it on `bind_addr` beside the API.
+    pub metrics_bind_addr: Option<SocketAddr>,
     pub auth: AuthConfig,
     pub credentials: CredentialConfig,
     /// Exact origins (`scheme://host[:port]`) allowed to call the API from a browser.
@@ -287,11 +289,8 @@ fn common(
     auth: AuthConfig,
     credentials: Option<CredentialConfig>,
 ) -> Option<Config> {
-    let bind_addr = env.parsed_or("BIND_ADDR", DEFAULT_BIND_ADDR, |value| {
-        value.parse::<SocketAddr>().map_err(|_| {
-            format!("is {value:?}: set it to an IP address and port such as 0.0.0.0:8080")
-        })
-    });
+    let bind_addr = env.parsed_or("BIND_ADDR", DEFAULT_BIND_ADDR, parse_socket_addr);
+    let metrics_bind_addr = env.optional_with("METRICS_BIND_ADDR", parse_socket_addr);
     let cors_allowed_origins = env.list("CORS_ALLOWED_ORIGINS", parse_origin);
     let request_timeout = env.seconds_or("REQUEST_TIMEOUT_SECS", 30, 1..=600);
     if let Some(CredentialConfig {
@@ -330,12 +329,19 @@ fn common(
     // Every variable is read before giving up, so all problems are reported together.
     Some(Config {
         bind_addr: bind_addr?,
+        metrics_bind_addr,
         auth,
         credentials: credentials?,
         cors_allowed_origins,
         request_timeout,
         log: LogConfig { filter, format },
     })
+}
+
+fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse::<SocketAddr>()
+        .map_err(|_| format!("is {value:?}: set it to an IP address and port such as 0.0.0.0:8080"))
 }
 
 /// `https://<ref>.supabase.co`, without a trailing slash, path, query or fragment.
@@ -383,6 +389,13 @@ impl fmt::Display for Config {
         let auth = &self.auth;
         let credentials = &self.credentials;
         writeln!(f, "BIND_ADDR              = {}", self.bind_addr)?;
+        match self.metrics_bind_addr {
+            Some(address) => writeln!(f, "METRICS_BIND_ADDR      = {address}")?,
+            None => writeln!(
+                f,
+                "METRICS_BIND_ADDR      = not set (/metrics on BIND_ADDR)"
+            )?,
+        }
         match &auth.jwks_url {
             Some(url) => writeln!(f, "JWKS URL               = {url}")?,
             None => writeln!(f, "JWKS URL               = none (demo mode)")?,
@@ -580,6 +593,7 @@ mod tests {
             ),
             ("SUPABASE_JWT_SECRET", "short", "too short"),
             ("BIND_ADDR", "localhost", "0.0.0.0:8080"),
+            ("METRICS_BIND_ADDR", "9090", "0.0.0.0:8080"),
             ("JWT_LEEWAY_SECS", "thirty", "whole number"),
             ("CREDENTIAL_TTL_SECS", "-1", "whole number"),
             ("ALLOW_ANONYMOUS_USERS", "maybe", "true or false"),

@@ -16,7 +16,11 @@ use super::{
     Connectivity, CredentialError, SipIdentity, SipSecret, WebRTCCredential, epoch_millis,
 };
 use crate::config::{CredentialConfig, PerUserConfig};
+use crate::metrics;
 use crate::telnyx::{Budget, TelephonyCredential, TelnyxClient, TelnyxError};
+
+/// The `cache` label of this cache's lookups.
+const LOGIN_TOKEN_CACHE: &str = "login_tokens";
 
 pub struct PerUserCredentials {
     telnyx: TelnyxClient,
@@ -87,13 +91,16 @@ impl PerUserCredentials {
     pub(super) async fn issue(&self, user_id: &str) -> Result<WebRTCCredential, CredentialError> {
         let slot = self.slot(user_id);
         if let Some(token) = slot.fresh(SystemTime::now()) {
+            metrics::cache_lookup(LOGIN_TOKEN_CACHE, true);
             return Ok(self.credential(&token));
         }
         let asked_at = Instant::now();
         let mut upstream = slot.upstream.lock().await;
         if let Some(token) = slot.fresh(SystemTime::now()) {
+            metrics::cache_lookup(LOGIN_TOKEN_CACHE, true);
             return Ok(self.credential(&token)); // minted by the request we waited on
         }
+        metrics::cache_lookup(LOGIN_TOKEN_CACHE, false);
         let outcome = match &upstream.failure {
             Some((failed_at, error)) if *failed_at >= asked_at => Err(error.clone()),
             _ => self.mint(user_id, &mut upstream).await,

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::auth::{PolicyRefusal, TokenRejection};
 use crate::credentials::CredentialError;
+use crate::metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -152,6 +153,12 @@ impl IntoResponse for ApiError {
             ApiError::TelnyxUnavailable { cause, .. } => {
                 tracing::warn!(cause, "request failed: Telnyx is unavailable");
             }
+            _ => {}
+        }
+        match &self {
+            ApiError::MissingToken => metrics::token_rejected("missing_token"),
+            ApiError::InvalidToken(rejection) => metrics::token_rejected(rejection.reason()),
+            ApiError::Forbidden(refusal) => metrics::token_rejected(refusal.code()),
             _ => {}
         }
         let body = ErrorBody {

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use serde_json::json;
 
@@ -14,6 +15,7 @@ use super::extractor::AuthenticatedUser;
 use crate::auth::TokenVerifier;
 use crate::auth::jwks::KeyStoreStatus;
 use crate::credentials::{CredentialSource, Recipient, WebRTCCredential};
+use crate::metrics;
 
 #[derive(Serialize)]
 pub struct CredentialResponse {
@@ -30,6 +32,7 @@ pub async fn issue_credential(
         user_id: user.claims.sub,
     };
     let credential = source.issue(&recipient).await?;
+    metrics::credential_issued(source.mode());
     tracing::debug!(mode = source.mode(), username = %credential.identity.username, "issued a credential");
     Ok(Json(CredentialResponse {
         success: true,
@@ -47,7 +50,28 @@ pub async fn revoke_credential(
         user_id: user.claims.sub,
     };
     source.revoke(&recipient).await?;
+    metrics::credential_revoked();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(
+    State(handle): State<PrometheusHandle>,
+    State(verifier): State<Arc<TokenVerifier>>,
+) -> Response {
+    if let Some(KeyStoreStatus::Fetched { age, keys }) =
+        verifier.key_store().map(|store| store.status())
+    {
+        metrics::jwks_state(age, keys);
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&handle),
+    )
+        .into_response()
 }
 
 /// `GET /healthz`: the process is up and serving.

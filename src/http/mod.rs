@@ -5,14 +5,15 @@ pub mod extractor;
 pub mod handlers;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{FromRef, Request};
+use axum::extract::{FromRef, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -27,6 +28,7 @@ use tracing::Level;
 use crate::auth::{AccessPolicy, TokenVerifier};
 use crate::config::Config;
 use crate::credentials::CredentialSource;
+use crate::metrics;
 use error::ApiError;
 use extractor::Authenticator;
 
@@ -40,6 +42,9 @@ pub struct AppState {
     pub credentials: Arc<CredentialSource>,
     pub cors_allowed_origins: Arc<[HeaderValue]>,
     pub request_timeout: Duration,
+    pub metrics: PrometheusHandle,
+    /// `/metrics` beside the API; off when `METRICS_BIND_ADDR` serves it on its own.
+    pub metrics_on_api: bool,
 }
 
 impl AppState {
@@ -57,6 +62,8 @@ impl AppState {
                 .map(|origin| HeaderValue::from_str(origin).expect("origins are validated ASCII"))
                 .collect(),
             request_timeout: config.request_timeout,
+            metrics: metrics::recorder(),
+            metrics_on_api: config.metrics_bind_addr.is_none(),
         })
     }
 }
@@ -76,6 +83,12 @@ impl FromRef<AppState> for Arc<TokenVerifier> {
     }
 }
 
+impl FromRef<AppState> for PrometheusHandle {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
 impl FromRef<AppState> for Arc<CredentialSource> {
     fn from_ref(state: &AppState) -> Self {
         state.credentials.clone()
@@ -86,6 +99,7 @@ impl FromRef<AppState> for Arc<CredentialSource> {
 pub fn app(state: AppState) -> Router {
     let cors = cors_layer(&state.cors_allowed_origins);
     let middleware = ServiceBuilder::new()
+        .layer(middleware::from_fn(record_metrics))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
@@ -126,13 +140,57 @@ pub fn app(state: AppState) -> Router {
     if state.credentials.can_revoke() {
         credentials = credentials.delete(handlers::revoke_credential);
     }
-    Router::new()
+    let mut router = Router::new()
         .route("/credentials", credentials)
         .route("/healthz", get(handlers::liveness))
-        .route("/readyz", get(handlers::readiness))
+        .route("/readyz", get(handlers::readiness));
+    if state.metrics_on_api {
+        router = router.route("/metrics", get(handlers::metrics));
+    }
+    router
+        .route_layer(middleware::from_fn(remember_route))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware)
         .with_state(state)
+}
+
+/// `/metrics` alone, for `METRICS_BIND_ADDR`: a port that need not be public.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(handlers::metrics))
+        .with_state(state)
+}
+
+/// Counts and times every response, the framework's own (404, 405, timeouts, CORS preflights)
+/// included, labelled with the route template that answered (never the raw path).
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = match *request.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    metrics::http_request(route, method, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Hands the matched route template out with the response: layers outside the router run
+/// before routing and cannot see it on the request.
+async fn remember_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
 }
 
 /// Exact origins only; no origin configured means no cross-origin access at all. The token

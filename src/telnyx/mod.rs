@@ -151,7 +151,9 @@ impl TelnyxClient {
                 query.append_pair("filter[status]", "active");
             }
         }
-        let response = self.send(budget, || self.http.get(url.clone())).await?;
+        let response = self
+            .send("list_credentials", budget, || self.http.get(url.clone()))
+            .await?;
         let found: Data<Vec<TelephonyCredential>> = self.read_json(response).await?;
         Ok(found
             .data
@@ -174,7 +176,9 @@ impl TelnyxClient {
         let url = self.url(&["telephony_credentials"]);
         let body = serde_json::json!({ "connection_id": connection_id, "name": name });
         let response = self
-            .send(budget, || self.http.post(url.clone()).json(&body))
+            .send("create_credential", budget, || {
+                self.http.post(url.clone()).json(&body)
+            })
             .await?;
         let created: Data<TelephonyCredential> = self.read_json(response).await?;
         Ok(created.data)
@@ -189,7 +193,9 @@ impl TelnyxClient {
         budget: &Budget,
     ) -> Result<LoginToken, TelnyxError> {
         let url = self.url(&["telephony_credentials", credential_id, "token"]);
-        let response = self.send(budget, || self.http.post(url.clone())).await?;
+        let response = self
+            .send("create_token", budget, || self.http.post(url.clone()))
+            .await?;
         let response = self.success(response).await?;
         let text = response
             .text()
@@ -215,7 +221,11 @@ impl TelnyxClient {
         budget: &Budget,
     ) -> Result<(), TelnyxError> {
         let url = self.url(&["telephony_credentials", credential_id]);
-        let response = self.send(budget, || self.http.delete(url.clone())).await?;
+        let response = self
+            .send("delete_credential", budget, || {
+                self.http.delete(url.clone())
+            })
+            .await?;
         match self.success(response).await {
             Ok(_) | Err(TelnyxError::NotFound) => Ok(()),
             Err(error) => Err(error),
@@ -233,10 +243,11 @@ impl TelnyxClient {
 
     async fn send(
         &self,
+        endpoint: &'static str,
         budget: &Budget,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Response, TelnyxError> {
-        retry::send(&self.timing, budget, || {
+        retry::send(endpoint, &self.timing, budget, || {
             build()
                 .header(header::AUTHORIZATION, self.authorization.clone())
                 .header(header::ACCEPT, "application/json, text/plain")

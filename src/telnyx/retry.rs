@@ -30,6 +30,7 @@ impl Budget {
 /// Sends the request `build` makes, again when Telnyx is busy or failing, until it answers with
 /// anything else, the attempts run out, or the budget would be overrun.
 pub(super) async fn send(
+    endpoint: &'static str,
     timing: &TelnyxTiming,
     budget: &Budget,
     build: impl Fn() -> RequestBuilder,
@@ -43,10 +44,17 @@ pub(super) async fn send(
         if remaining.is_zero() {
             break;
         }
+        let started = Instant::now();
         let outcome = build()
             .timeout(timing.attempt_timeout.min(remaining))
             .send()
             .await;
+        let label = match &outcome {
+            Ok(response) => response.status().as_str().to_owned(),
+            Err(error) if error.is_timeout() => "timeout".to_owned(),
+            Err(_) => "unreachable".to_owned(),
+        };
+        crate::metrics::telnyx_request(endpoint, label, started.elapsed());
         last = match outcome {
             Ok(response) if !is_retryable(response.status()) => return Ok(response),
             Ok(response) => Failure {

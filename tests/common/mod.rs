@@ -291,6 +291,8 @@ pub fn test_env(supabase_url: &str) -> Vec<(&'static str, String)> {
 
 /// The real service, serving on 127.0.0.1 with a fake Supabase behind it.
 pub struct TestApp {
+    /// `METRICS_BIND_ADDR`'s address, when the test set it.
+    pub metrics_address: Option<String>,
     pub address: String,
     pub client: reqwest::Client,
     pub supabase: FakeSupabase,
@@ -335,12 +337,16 @@ impl TestApp {
         config.auth.jwks = options.timing;
         let server = Server::bind(&config).await.unwrap();
         let address = format!("http://{}", server.local_addr());
+        let metrics_address = server
+            .metrics_addr()
+            .map(|address| format!("http://{address}"));
         let (shutdown, stop) = oneshot::channel::<()>();
         tokio::spawn(server.serve_until(async move {
             let _ = stop.await;
         }));
         let app = Self {
             address,
+            metrics_address,
             client: reqwest::Client::new(),
             supabase,
             shutdown: Some(shutdown),

@@ -1,0 +1,139 @@
+//! Prometheus metrics: every metric the service records, described in one place, the
+//! process-wide recorder, and the text `GET /metrics` answers with.
+//!
+//! Labels take values from small fixed sets (route templates, status codes, reason codes), never
+//! from user input, so the number of series stays bounded.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+pub const TOKEN_REJECTIONS: &str = "token_rejections_total";
+pub const JWKS_FETCHES: &str = "jwks_fetches_total";
+pub const JWKS_KEY_SET_AGE: &str = "jwks_key_set_age_seconds";
+pub const JWKS_KEYS: &str = "jwks_keys";
+pub const CREDENTIALS_ISSUED: &str = "credentials_issued_total";
+pub const CREDENTIALS_REVOKED: &str = "credentials_revoked_total";
+pub const TELNYX_REQUESTS: &str = "telnyx_requests_total";
+pub const TELNYX_REQUEST_DURATION: &str = "telnyx_request_duration_seconds";
+pub const CACHE_LOOKUPS: &str = "cache_lookups_total";
+
+/// Seconds; from a cached answer (tens of microseconds) to a slow Telnyx (seconds).
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+/// Installs the recorder once per process and returns its handle; later calls (tests start
+/// many servers in one process) share it.
+pub fn recorder() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .expect("the latency buckets are not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route template, method and status"
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route template and method"
+    );
+    describe_counter!(
+        TOKEN_REJECTIONS,
+        "Requests refused before a credential was issued, by reason (401 and 403)"
+    );
+    describe_counter!(
+        JWKS_FETCHES,
+        "Fetches of the Supabase signing keys, by outcome"
+    );
+    describe_gauge!(
+        JWKS_KEY_SET_AGE,
+        Unit::Seconds,
+        "Age of the signing keys in use (absent until the first successful fetch)"
+    );
+    describe_gauge!(JWKS_KEYS, "Usable signing keys in the JWKS");
+    describe_counter!(CREDENTIALS_ISSUED, "Credentials handed out, by mode");
+    describe_counter!(
+        CREDENTIALS_REVOKED,
+        "Users whose Telnyx credentials were deleted through DELETE /credentials"
+    );
+    describe_counter!(
+        TELNYX_REQUESTS,
+        "Telnyx API requests (each attempt), by endpoint and outcome"
+    );
+    describe_histogram!(
+        TELNYX_REQUEST_DURATION,
+        Unit::Seconds,
+        "Duration of one Telnyx API attempt, by endpoint"
+    );
+    describe_counter!(
+        CACHE_LOOKUPS,
+        "Cache lookups, by cache and result (hit or miss)"
+    );
+}
+
+/// The exposition text, with histograms brought up to date first.
+pub fn render(handle: &PrometheusHandle) -> String {
+    handle.run_upkeep();
+    handle.render()
+}
+
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    let route = route.to_owned();
+    let method = method.to_owned();
+    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    histogram!(HTTP_REQUEST_DURATION, "route" => route, "method" => method).record(elapsed);
+}
+
+pub fn token_rejected(reason: &'static str) {
+    counter!(TOKEN_REJECTIONS, "reason" => reason).increment(1);
+}
+
+pub fn jwks_fetched(succeeded: bool) {
+    let outcome = if succeeded { "success" } else { "failure" };
+    counter!(JWKS_FETCHES, "outcome" => outcome).increment(1);
+}
+
+pub fn jwks_state(age: Duration, keys: usize) {
+    gauge!(JWKS_KEY_SET_AGE).set(age.as_secs_f64());
+    #[allow(clippy::cast_precision_loss)] // a key count is far below 2^52
+    gauge!(JWKS_KEYS).set(keys as f64);
+}
+
+pub fn credential_issued(mode: &'static str) {
+    counter!(CREDENTIALS_ISSUED, "mode" => mode).increment(1);
+}
+
+pub fn credential_revoked() {
+    counter!(CREDENTIALS_REVOKED).increment(1);
+}
+
+/// One attempt at a Telnyx endpoint; `outcome` is a status code, `timeout` or `unreachable`.
+pub fn telnyx_request(endpoint: &'static str, outcome: String, elapsed: Duration) {
+    counter!(TELNYX_REQUESTS, "endpoint" => endpoint, "outcome" => outcome).increment(1);
+    histogram!(TELNYX_REQUEST_DURATION, "endpoint" => endpoint).record(elapsed);
+}
+
+pub fn cache_lookup(cache: &'static str, hit: bool) {
+    let result = if hit { "hit" } else { "miss" };
+    counter!(CACHE_LOOKUPS, "cache" => cache, "result" => result).increment(1);
+}
