@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod demo;
 pub mod http;
 pub mod metrics;
+pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
 pub mod telnyx;

@@ -85,6 +85,7 @@ impl Server {
             .verifier
             .key_store()
             .map(|store| tokio::spawn(store.clone().refresh_forever()));
+        let sweeper = tokio::spawn(self.state.rate_limits.clone().sweep_forever());
         if !self.state.verifier.accepts_hs256() {
             tracing::info!("SUPABASE_JWT_SECRET is not set: legacy HS256 tokens will be refused");
         }
@@ -102,12 +103,15 @@ impl Server {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, mode = state.credentials.mode(), "listening");
         }
-        let result = axum::serve(listener, app(state))
+        // The peer address is the client address, unless TRUST_PROXY_HEADERS says otherwise.
+        let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
         for task in [
             refresher.map(|task| task.abort_handle()),
             metrics_server.map(|task| task.abort_handle()),
+            Some(sweeper.abort_handle()),
         ]
         .into_iter()
         .flatten()

@@ -253,3 +253,108 @@ async fn logs_at_trace_level_hold_no_secret_and_one_line_per_request() {
     assert!(logs.contains("refused: invalid token"), "{logs}");
     assert!(logs.contains("the token has expired"), "{logs}");
 }
+
+#[tokio::test]
+async fn audit_lines_carry_their_fields_and_no_secret() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let mut env = serve_env(&supabase);
+    env.extend([
+        ("RUST_LOG", "trace".into()),
+        ("REQUIRE_AAL2", "true".into()),
+        ("RATE_LIMIT_PER_USER", "1/h,burst=1".into()),
+        ("TRUST_PROXY_HEADERS", "true".into()),
+        ("SUPABASE_VERIFY_SESSION", "true".into()),
+        ("SUPABASE_ANON_KEY", ANON_KEY.into()),
+    ]);
+    let mut service = Process::start(&["serve"], &env);
+    let address = service.address().await;
+    let client = reqwest::Client::new();
+    let mut claims = user_claims(&supabase.issuer());
+    claims["aal"] = json!("aal2");
+    let mut single_factor = claims.clone();
+    single_factor["aal"] = json!("aal1");
+    single_factor["sub"] = json!("0b9a7c52-1d3e-4f60-8a2b-3c4d5e6f7a8b");
+    let tokens = [
+        sign_hs256(&claims),
+        sign_hs256(&claims),
+        sign_hs256(&single_factor),
+    ];
+    let mut statuses = Vec::new();
+    for (n, token) in tokens.iter().enumerate() {
+        let response = client
+            .get(format!("{address}/credentials"))
+            .bearer_auth(token)
+            .header("x-request-id", format!("req-{n}"))
+            .header("x-forwarded-for", "6.6.6.6, 203.0.113.9")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 429, 403]);
+    service.signal("-TERM");
+    assert_eq!(service.exit_code().await, 0);
+    let logs = service.text();
+
+    for secret in [JWT_SECRET, SIP_PASSWORD, ANON_KEY] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    for token in &tokens {
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!logs.contains(signature), "a bearer token reached the logs");
+    }
+    let events: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .collect();
+    let audit = |kind: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|event| event["audit"] == kind)
+            .collect()
+    };
+
+    let issued = audit("credential_issued");
+    assert_eq!(issued.len(), 1, "{logs}");
+    let issued = issued[0];
+    assert_eq!(issued["level"], "INFO");
+    assert_eq!(issued["user_id"], claims["sub"]);
+    assert_eq!(issued["email"], "ada@example.com");
+    assert_eq!(issued["mode"], "static");
+    assert_eq!(issued["sip_username"], SIP_USERNAME);
+    assert_eq!(issued["request_id"], "req-0");
+    assert_eq!(issued["client_addr"], "203.0.113.9");
+    let expires_at = issued["expires_at"].as_u64().unwrap();
+    assert!(expires_at > now_secs() * 1000, "{issued}");
+
+    let refused = audit("request_refused");
+    let codes: Vec<(&str, u64, &str)> = refused
+        .iter()
+        .map(|event| {
+            assert_eq!(event["level"], "WARN");
+            assert_eq!(event["client_addr"], "203.0.113.9");
+            (
+                event["code"].as_str().unwrap(),
+                event["status"].as_u64().unwrap(),
+                event["request_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("rate_limited", 429, "req-1"),
+            ("aal2_required", 403, "req-2")
+        ]
+    );
+    assert_eq!(refused[1]["span"]["user_id"], single_factor["sub"]);
+
+    // The access policy says which rule refused, at info.
+    let rule = events
+        .iter()
+        .find(|event| event["message"] == "refused by the access policy")
+        .expect("the refusal was logged");
+    assert_eq!(rule["level"], "INFO");
+    assert_eq!(rule["rule"], "REQUIRE_AAL2");
+    assert_eq!(rule["code"], "aal2_required");
+}

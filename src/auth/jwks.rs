@@ -253,7 +253,7 @@ impl KeyStore {
 
 /// reqwest's own message is "error sending request"; the useful part (connection refused,
 /// timed out, certificate unknown) is in its sources.
-fn with_causes(error: &reqwest::Error) -> String {
+pub(super) fn with_causes(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

@@ -8,6 +8,7 @@
 pub mod claims;
 pub mod jwks;
 pub mod policy;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use secrecy::ExposeSecret;
 pub use claims::SupabaseClaims;
 use jwks::KeyStore;
 pub use policy::{AccessPolicy, PolicyRefusal};
+pub use session::{SessionCheck, SessionRefusal};
 
 use crate::config::AuthConfig;
 

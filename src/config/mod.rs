@@ -14,10 +14,16 @@ use secrecy::{ExposeSecret, SecretString};
 
 use env::Env;
 
+pub use access::{
+    AccessRules, ClaimRequirement, RULE_CLAIMS, SessionCheckConfig, parse_claim_requirements,
+};
 pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
+pub use limits::{LimitsConfig, RateLimit};
 
+mod access;
 mod credentials;
 mod env;
+mod limits;
 
 /// Supabase's own check: a legacy JWT secret is at least 32 characters. A shorter secret is a
 /// typo (or a key pasted into the wrong variable), and HS256 with it would be brute-forceable.
@@ -44,6 +50,8 @@ pub struct Config {
     /// Upper bound on the handling of one request; past it the client gets a 503.
     pub request_timeout: Duration,
     pub log: LogConfig,
+    /// Rate limits, the in-flight cap and request size caps.
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +68,10 @@ pub struct AuthConfig {
     /// The legacy HS256 shared secret, used as its UTF-8 bytes.
     pub jwt_secret: Option<SecretString>,
     pub allow_anonymous_users: bool,
+    /// `REQUIRE_CLAIMS`, `ALLOWED_EMAIL_DOMAINS` and `REQUIRE_AAL2`.
+    pub rules: AccessRules,
+    /// `SUPABASE_VERIFY_SESSION`: `None` when off.
+    pub session_check: Option<SessionCheckConfig>,
     pub jwks: JwksTiming,
 }
 
@@ -249,6 +261,8 @@ impl Config {
             leeway: env.seconds_or("JWT_LEEWAY_SECS", 30, 0..=300),
             jwt_secret,
             allow_anonymous_users: env.flag_or("ALLOW_ANONYMOUS_USERS", false),
+            rules: access::read_rules(&mut env),
+            session_check: access::read_session_check(&mut env, supabase_url.as_deref()),
             jwks: JwksTiming::default(),
         };
         let credentials = credentials::credential_config(&mut env, None);
@@ -271,6 +285,8 @@ impl Config {
             leeway: Duration::from_secs(30),
             jwt_secret: Some(secrets.jwt_secret),
             allow_anonymous_users: false,
+            rules: AccessRules::default(),
+            session_check: None,
             jwks: JwksTiming::default(),
         };
         let credentials = credentials::credential_config(
@@ -319,6 +335,7 @@ fn common(
             LogFormat::Pretty
         }
     };
+    let limits = limits::read(env);
     let filter = env.string_or("RUST_LOG", "info");
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
         env.problem(
@@ -335,6 +352,7 @@ fn common(
         cors_allowed_origins,
         request_timeout,
         log: LogConfig { filter, format },
+        limits,
     })
 }
 
@@ -409,6 +427,20 @@ impl fmt::Display for Config {
         )?;
         writeln!(f, "JWT_LEEWAY_SECS        = {}", auth.leeway.as_secs())?;
         writeln!(f, "ALLOW_ANONYMOUS_USERS  = {}", auth.allow_anonymous_users)?;
+        writeln!(f, "{}", auth.rules)?;
+        writeln!(
+            f,
+            "SUPABASE_VERIFY_SESSION = {}",
+            auth.session_check.is_some()
+        )?;
+        if let Some(check) = &auth.session_check {
+            writeln!(f, "SUPABASE_ANON_KEY      = {}", set(Some(&check.anon_key)))?;
+            writeln!(
+                f,
+                "SESSION_CHECK_CACHE_SECS = {}",
+                check.cache_ttl.as_secs()
+            )?;
+        }
         match &credentials.source {
             CredentialSourceConfig::Static {
                 username,
@@ -475,6 +507,7 @@ impl fmt::Display for Config {
             "REQUEST_TIMEOUT_SECS   = {}",
             self.request_timeout.as_secs()
         )?;
+        writeln!(f, "{}", self.limits)?;
         writeln!(f, "RUST_LOG               = {}", self.log.filter)?;
         let format = match self.log.format {
             LogFormat::Pretty => "pretty",
@@ -608,6 +641,22 @@ mod tests {
             ("TELNYX_TURN_URLS", "stun:x", "turn:"),
             ("LOG_FORMAT", "xml", "pretty or json"),
             ("RUST_LOG", "info,[=", "valid log filter"),
+            ("RATE_LIMIT_PER_USER", "20 per minute", "20/min,burst=10"),
+            ("RATE_LIMIT_PER_IP", "on", "or off"),
+            ("TRUST_PROXY_HEADERS", "sometimes", "true or false"),
+            ("MAX_CONCURRENT_REQUESTS", "0", "whole number from 1"),
+            ("MAX_REQUEST_BODY_BYTES", "1MB", "whole number from 0"),
+            ("MAX_REQUEST_HEADER_BYTES", "100", "from 4096"),
+            ("REQUIRE_CLAIMS", "app_metadata.plan=pro", "quote strings"),
+            ("REQUIRE_CLAIMS", "user_metadata.ok=true", "app_metadata"),
+            ("ALLOWED_EMAIL_DOMAINS", "ada@example.com", "not a domain"),
+            ("REQUIRE_AAL2", "yes please", "true or false"),
+            ("SUPABASE_VERIFY_SESSION", "on", "true or false"),
+            (
+                "SESSION_CHECK_CACHE_SECS",
+                "forever",
+                "whole number from 0",
+            ),
         ];
         for (variable, value, hint) in cases {
             let errors = load(&[(variable, value)]).unwrap_err();
@@ -780,5 +829,76 @@ mod tests {
         let config = Config::demo(lookup_from([]), secrets).unwrap();
         assert!(config.auth.jwks_url.is_none());
         assert_eq!(config.auth.issuer, DEMO_ISSUER);
+    }
+
+    #[test]
+    fn limits_and_access_rules_default_to_the_documented_values() {
+        let config = load(&[]).unwrap();
+        let limits = &config.limits;
+        assert_eq!(
+            limits.per_user.map(|limit| limit.to_string()).as_deref(),
+            Some("20/min,burst=10")
+        );
+        assert_eq!(limits.per_client_address, None);
+        assert!(!limits.trust_proxy_headers);
+        assert_eq!(limits.max_concurrent_requests, 1024);
+        assert_eq!(limits.max_request_body_bytes, 16 * 1024);
+        assert_eq!(limits.max_request_header_bytes, 32 * 1024);
+        let rules = &config.auth.rules;
+        assert!(rules.require_claims.is_empty() && rules.allowed_email_domains.is_empty());
+        assert!(!rules.require_aal2);
+        assert!(config.auth.session_check.is_none());
+
+        let config = load(&[
+            ("RATE_LIMIT_PER_USER", "off"),
+            ("RATE_LIMIT_PER_IP", "100/s,burst=200"),
+            ("REQUIRE_CLAIMS", "app_metadata.phone_enabled=true"),
+            ("ALLOWED_EMAIL_DOMAINS", "Example.com, @example.org"),
+            ("REQUIRE_AAL2", "true"),
+        ])
+        .unwrap();
+        assert_eq!(config.limits.per_user, None);
+        assert_eq!(
+            config.limits.per_client_address.unwrap().to_string(),
+            "100/s,burst=200"
+        );
+        assert_eq!(
+            config.auth.rules.require_claims[0].to_string(),
+            "app_metadata.phone_enabled=true"
+        );
+        assert_eq!(
+            config.auth.rules.allowed_email_domains,
+            ["example.com", "example.org"]
+        );
+        assert!(config.auth.rules.require_aal2);
+    }
+
+    #[test]
+    fn the_session_check_needs_the_anon_key_and_keeps_it_secret() {
+        let errors = load(&[("SUPABASE_VERIFY_SESSION", "true")]).unwrap_err();
+        assert!(errors.mentions("SUPABASE_ANON_KEY"), "{errors}");
+        assert!(errors.to_string().contains("anon (publishable) key"));
+
+        let anon_key = "test-anon-key-0f6e2a";
+        let config = load(&[
+            ("SUPABASE_VERIFY_SESSION", "true"),
+            ("SUPABASE_ANON_KEY", anon_key),
+            ("SESSION_CHECK_CACHE_SECS", "0"),
+        ])
+        .unwrap();
+        let check = config.auth.session_check.as_ref().unwrap();
+        assert_eq!(
+            check.user_url.as_str(),
+            "https://abcd.supabase.co/auth/v1/user"
+        );
+        assert_eq!(check.cache_ttl, Duration::ZERO);
+        for printed in [format!("{config:?}"), config.to_string()] {
+            assert!(!printed.contains(anon_key), "{printed}");
+        }
+        assert!(
+            config
+                .to_string()
+                .contains("SUPABASE_ANON_KEY      = set (redacted)")
+        );
     }
 }

@@ -8,9 +8,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::auth::{PolicyRefusal, TokenRejection};
+use crate::auth::{PolicyRefusal, SessionRefusal, TokenRejection};
 use crate::credentials::CredentialError;
 use crate::metrics;
+use crate::ratelimit::RateLimited;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -23,6 +24,25 @@ pub enum ApiError {
     /// 403: the token is valid but its user may not have phone credentials.
     #[error("user refused: {0}")]
     Forbidden(PolicyRefusal),
+    /// 401: Supabase says the token's session was signed out or its user deleted.
+    #[error("session revoked: {0}")]
+    SessionRevoked(String),
+    /// 429: over `RATE_LIMIT_PER_USER` or `RATE_LIMIT_PER_IP`; `Retry-After` says when to retry.
+    #[error("rate limited")]
+    RateLimited(RateLimited),
+    /// 413: the body is over `MAX_REQUEST_BODY_BYTES`.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// 431: the headers are over `MAX_REQUEST_HEADER_BYTES`.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// 503: `MAX_CONCURRENT_REQUESTS` are already in flight; refused at once, never queued.
+    #[error("overloaded")]
+    Overloaded,
+    /// 503: the remote session check could not get an answer; never an accept. The cause is
+    /// logged where it arose.
+    #[error("session check unavailable: {0}")]
+    SessionCheckUnavailable(String),
     /// 404: no such route.
     #[error("no such route")]
     NotFound,
@@ -57,11 +77,39 @@ struct ErrorBody {
     code: &'static str,
 }
 
+/// Marks a response as a refused request, for the audit trail; carries the error code.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal(pub &'static str);
+
 impl ApiError {
+    /// Whether the request was turned away on purpose (as opposed to a missing route, a slow
+    /// request or a bug): these get an audit line.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ApiError::MissingToken
+                | ApiError::InvalidToken(_)
+                | ApiError::Forbidden(_)
+                | ApiError::SessionRevoked(_)
+                | ApiError::RateLimited(_)
+                | ApiError::PayloadTooLarge
+                | ApiError::HeadersTooLarge
+                | ApiError::Overloaded
+                | ApiError::SessionCheckUnavailable(_)
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingToken | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::SessionRevoked(_) => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Overloaded | ApiError::SessionCheckUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout | ApiError::TelnyxUnavailable { .. } => {
@@ -81,6 +129,12 @@ impl ApiError {
             ApiError::InvalidToken(TokenRejection::Expired) => "token_expired",
             ApiError::InvalidToken(_) => "invalid_token",
             ApiError::Forbidden(refusal) => refusal.code(),
+            ApiError::SessionRevoked(_) => "session_revoked",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::HeadersTooLarge => "headers_too_large",
+            ApiError::Overloaded => "overloaded",
+            ApiError::SessionCheckUnavailable(_) => "session_check_unavailable",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Timeout => "timeout",
@@ -109,6 +163,31 @@ impl ApiError {
             ApiError::Forbidden(PolicyRefusal::RoleNotAllowed(_)) => {
                 "Only a signed-in user's access token can get phone credentials; project API keys (anon, service_role) cannot."
             }
+            ApiError::Forbidden(PolicyRefusal::Aal2Required) => {
+                "Phone credentials need a multi-factor session: verify your second factor (supabase.auth.mfa) and try again."
+            }
+            ApiError::Forbidden(PolicyRefusal::EmailDomainNotAllowed) => {
+                "Phone credentials are only for accounts with an approved email domain: sign in with your work account."
+            }
+            ApiError::Forbidden(PolicyRefusal::ClaimRequirementNotMet(_)) => {
+                "Your account is not enabled for calling: ask an administrator to enable it, then sign in again."
+            }
+            ApiError::SessionRevoked(_) => {
+                "Your session has ended (signed out, or the account was removed): sign in again."
+            }
+            ApiError::RateLimited(_) => {
+                "Too many credential requests: wait the number of seconds in the Retry-After header, then try again."
+            }
+            ApiError::PayloadTooLarge => {
+                "The request body is too large: /credentials needs no body."
+            }
+            ApiError::HeadersTooLarge => {
+                "The request headers are too large: send the Authorization header and the usual browser headers only."
+            }
+            ApiError::Overloaded => "The service is busy: try again in a moment.",
+            ApiError::SessionCheckUnavailable(_) => {
+                "Your session could not be confirmed with the sign-in service: try again in a moment."
+            }
             ApiError::NotFound => "There is nothing here: the credentials are at /credentials.",
             ApiError::MethodNotAllowed => {
                 "This method is not allowed here: use GET or POST on /credentials."
@@ -126,6 +205,21 @@ impl ApiError {
             ApiError::Internal(_) => {
                 "Something went wrong on our side: try again, and contact support if it keeps happening."
             }
+        }
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(limited: RateLimited) -> Self {
+        ApiError::RateLimited(limited)
+    }
+}
+
+impl From<SessionRefusal> for ApiError {
+    fn from(refusal: SessionRefusal) -> Self {
+        match refusal {
+            SessionRefusal::Revoked(reason) => ApiError::SessionRevoked(reason),
+            SessionRefusal::Unavailable(cause) => ApiError::SessionCheckUnavailable(cause),
         }
     }
 }
@@ -170,20 +264,31 @@ impl IntoResponse for ApiError {
         // RFC 6750 §3: a challenge on every 401, with invalid_token when a token was refused.
         let challenge = match self {
             ApiError::MissingToken => Some("Bearer"),
-            ApiError::InvalidToken(_) => Some(r#"Bearer error="invalid_token""#),
+            ApiError::InvalidToken(_) | ApiError::SessionRevoked(_) => {
+                Some(r#"Bearer error="invalid_token""#)
+            }
             _ => None,
         };
-        if let ApiError::TelnyxUnavailable { retry_after, .. } = &self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after.as_secs().max(1)),
-            );
+        let retry_after = match &self {
+            ApiError::TelnyxUnavailable { retry_after, .. } => Some(*retry_after),
+            ApiError::RateLimited(limited) => Some(limited.retry_after),
+            _ => None,
+        };
+        if let Some(wait) = retry_after {
+            // Whole seconds, rounded up, so a client that waits exactly this long gets through.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         if let Some(challenge) = challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        if self.is_refusal() {
+            response.extensions_mut().insert(Refusal(self.code()));
         }
         response
     }

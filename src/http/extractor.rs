@@ -1,5 +1,6 @@
 //! The `AuthenticatedUser` extractor: a request reaches a handler only with a verified Supabase
-//! access token whose user the access policy admits.
+//! access token whose user the access policy admits, within the rate limits, and (when the
+//! remote session check is on) whose session Supabase still knows.
 
 use std::sync::Arc;
 
@@ -7,13 +8,19 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+use super::audit;
+use super::client_addr::ClientAddr;
 use super::error::ApiError;
-use crate::auth::{AccessPolicy, SupabaseClaims, TokenVerifier};
+use crate::auth::{AccessPolicy, SessionCheck, SessionRefusal, SupabaseClaims, TokenVerifier};
+use crate::ratelimit::RateLimits;
 
-/// A user whose token verified and who may have phone credentials.
+/// A user whose token verified and who may have phone credentials now, and where the request
+/// came from (for the audit trail).
 #[derive(Debug, Clone)]
 pub struct AuthenticatedUser {
     pub claims: SupabaseClaims,
+    pub client_addr: ClientAddr,
+    pub request_id: String,
 }
 
 /// What the extractor needs from the application state.
@@ -21,6 +28,9 @@ pub struct AuthenticatedUser {
 pub struct Authenticator {
     pub verifier: Arc<TokenVerifier>,
     pub policy: Arc<AccessPolicy>,
+    pub rate_limits: Arc<RateLimits>,
+    /// `None` unless `SUPABASE_VERIFY_SESSION` is on.
+    pub sessions: Option<Arc<SessionCheck>>,
 }
 
 impl<S> FromRequestParts<S> for AuthenticatedUser
@@ -32,6 +42,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let authenticator = Authenticator::from_ref(state);
+        let client_addr = ClientAddr::of(&parts.extensions);
+        // Before any verification work: a flood from one address costs a map lookup each.
+        authenticator
+            .rate_limits
+            .check_client_address(client_addr.0)?;
         let token = bearer_token(parts).inspect_err(|_| {
             tracing::debug!("refused: no bearer token in the Authorization header");
         })?;
@@ -45,10 +60,35 @@ where
             })?;
         tracing::Span::current().record("user_id", claims.sub.as_str());
         authenticator.policy.check(&claims).map_err(|refusal| {
-            tracing::debug!(%refusal, "refused: user may not have credentials");
+            tracing::info!(
+                rule = refusal.rule(),
+                code = refusal.code(),
+                %refusal,
+                "refused by the access policy"
+            );
             ApiError::Forbidden(refusal)
         })?;
-        Ok(AuthenticatedUser { claims })
+        authenticator.rate_limits.check_user(&claims.sub)?;
+        // Last, as the only step that may call out: only admitted users within their limit
+        // cost Supabase a call.
+        if let Some(sessions) = &authenticator.sessions {
+            sessions
+                .confirm(token, &claims)
+                .await
+                .inspect_err(|refusal| match refusal {
+                    SessionRefusal::Revoked(_) => {
+                        tracing::info!(%refusal, "refused by the session check");
+                    }
+                    SessionRefusal::Unavailable(_) => {
+                        tracing::error!(%refusal, "refused: the session check failed closed");
+                    }
+                })?;
+        }
+        Ok(AuthenticatedUser {
+            claims,
+            client_addr,
+            request_id: audit::request_id(&parts.headers),
+        })
     }
 }
 

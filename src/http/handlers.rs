@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use serde_json::json;
 
+use super::audit;
 use super::error::ApiError;
 use super::extractor::AuthenticatedUser;
 use crate::auth::TokenVerifier;
@@ -29,11 +30,11 @@ pub async fn issue_credential(
     user: AuthenticatedUser,
 ) -> Result<Json<CredentialResponse>, ApiError> {
     let recipient = Recipient {
-        user_id: user.claims.sub,
+        user_id: user.claims.sub.clone(),
     };
     let credential = source.issue(&recipient).await?;
     metrics::credential_issued(source.mode());
-    tracing::debug!(mode = source.mode(), username = %credential.identity.username, "issued a credential");
+    audit::credential_issued(&user, source.mode(), &credential);
     Ok(Json(CredentialResponse {
         success: true,
         credential,
@@ -47,10 +48,11 @@ pub async fn revoke_credential(
     user: AuthenticatedUser,
 ) -> Result<StatusCode, ApiError> {
     let recipient = Recipient {
-        user_id: user.claims.sub,
+        user_id: user.claims.sub.clone(),
     };
     source.revoke(&recipient).await?;
     metrics::credential_revoked();
+    audit::credential_revoked(&user, source.mode());
     Ok(StatusCode::NO_CONTENT)
 }
 

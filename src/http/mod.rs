@@ -1,8 +1,11 @@
 //! The HTTP surface: routes, the middleware stack around them, and the shared state.
 
+pub mod audit;
+pub mod client_addr;
 pub mod error;
 pub mod extractor;
 pub mod handlers;
+pub mod limits;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +21,7 @@ use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -25,10 +29,11 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::auth::{AccessPolicy, TokenVerifier};
-use crate::config::Config;
+use crate::auth::{AccessPolicy, SessionCheck, TokenVerifier};
+use crate::config::{Config, LimitsConfig};
 use crate::credentials::CredentialSource;
 use crate::metrics;
+use crate::ratelimit::RateLimits;
 use error::ApiError;
 use extractor::Authenticator;
 
@@ -45,6 +50,10 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// `/metrics` beside the API; off when `METRICS_BIND_ADDR` serves it on its own.
     pub metrics_on_api: bool,
+    pub limits: LimitsConfig,
+    pub rate_limits: Arc<RateLimits>,
+    /// `None` unless `SUPABASE_VERIFY_SESSION` is on.
+    pub sessions: Option<Arc<SessionCheck>>,
 }
 
 impl AppState {
@@ -52,9 +61,7 @@ impl AppState {
     pub fn from_config(config: &Config) -> Result<Self, String> {
         Ok(Self {
             verifier: Arc::new(TokenVerifier::new(&config.auth)),
-            policy: Arc::new(AccessPolicy {
-                allow_anonymous_users: config.auth.allow_anonymous_users,
-            }),
+            policy: Arc::new(AccessPolicy::new(&config.auth)),
             credentials: Arc::new(CredentialSource::from_config(&config.credentials)?),
             cors_allowed_origins: config
                 .cors_allowed_origins
@@ -64,6 +71,13 @@ impl AppState {
             request_timeout: config.request_timeout,
             metrics: metrics::recorder(),
             metrics_on_api: config.metrics_bind_addr.is_none(),
+            limits: config.limits.clone(),
+            rate_limits: Arc::new(RateLimits::new(&config.limits)),
+            sessions: config
+                .auth
+                .session_check
+                .as_ref()
+                .map(|check| Arc::new(SessionCheck::new(check))),
         })
     }
 }
@@ -73,6 +87,8 @@ impl FromRef<AppState> for Authenticator {
         Authenticator {
             verifier: state.verifier.clone(),
             policy: state.policy.clone(),
+            rate_limits: state.rate_limits.clone(),
+            sessions: state.sessions.clone(),
         }
     }
 }
@@ -104,6 +120,10 @@ pub fn app(state: AppState) -> Router {
             header::AUTHORIZATION,
         ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::from_fn_with_state(
+            state.limits.trust_proxy_headers,
+            client_addr::record,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -117,6 +137,7 @@ pub fn app(state: AppState) -> Router {
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::from_fn(audit::log_refusals))
         .layer(CatchPanicLayer::custom(|_panic| {
             // The panic message went to stderr through the panic hook; it stays out of the body.
             ApiError::Internal("a handler panicked".into()).into_response()
@@ -131,6 +152,13 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(middleware::from_fn(json_error_bodies))
+        .layer(middleware::from_fn_with_state(
+            state.limits.max_request_header_bytes,
+            limits::limit_header_size,
+        ))
+        .layer(RequestBodyLimitLayer::new(
+            state.limits.max_request_body_bytes,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             state.request_timeout,
@@ -140,6 +168,7 @@ pub fn app(state: AppState) -> Router {
     if state.credentials.can_revoke() {
         credentials = credentials.delete(handlers::revoke_credential);
     }
+    let credentials = credentials.layer(limits::shed_load(state.limits.max_concurrent_requests));
     let mut router = Router::new()
         .route("/credentials", credentials)
         .route("/healthz", get(handlers::liveness))
@@ -212,21 +241,24 @@ fn request_span(request: &Request) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
+    let client_addr = client_addr::ClientAddr::of(request.extensions());
     tracing::info_span!(
         "request",
         method = %request.method(),
         path = request.uri().path(),
         request_id,
+        client_addr = client_addr.to_field(),
         user_id = tracing::field::Empty,
     )
 }
 
-/// Gives the framework's bare error responses (unknown method, timeout) the same JSON body as
-/// ours, keeping their status and headers (`Allow` on a 405).
+/// Gives the framework's bare error responses (unknown method, timeout) and tower-http's
+/// plain-text 413 the same JSON body as ours, keeping their status and headers (`Allow` on a 405).
 async fn json_error_bodies(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let bare = response.headers().get(header::CONTENT_TYPE).is_none();
+    let bare = response.headers().get(header::CONTENT_TYPE).is_none()
+        || status == StatusCode::PAYLOAD_TOO_LARGE;
     if !bare || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
@@ -234,16 +266,13 @@ async fn json_error_bodies(request: Request, next: Next) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::NOT_FOUND => ApiError::NotFound,
         StatusCode::SERVICE_UNAVAILABLE => ApiError::Timeout,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         _ => return response,
     };
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    let replacement = error.into_response();
-    parts.headers.extend(
-        replacement
-            .headers()
-            .iter()
-            .map(|(name, value)| (name.clone(), value.clone())),
-    );
-    Response::from_parts(parts, replacement.into_body())
+    let (replacement, body) = error.into_response().into_parts();
+    parts.headers.extend(replacement.headers);
+    parts.extensions.extend(replacement.extensions);
+    Response::from_parts(parts, body)
 }

@@ -1,7 +1,8 @@
-//! Test harness: the real service on 127.0.0.1:0, a local stand-in for Supabase's JWKS endpoint,
-//! and signing keys and tokens shaped like Supabase's.
+//! Test harness: the real service on 127.0.0.1:0, a local stand-in for Supabase's JWKS and
+//! `/auth/v1/user` endpoints, and signing keys and tokens shaped like Supabase's.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,7 +13,7 @@ use aws_lc_rs::signature::{
 };
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
@@ -31,6 +32,8 @@ pub const JWT_SECRET: &str = "test-only-legacy-jwt-secret-0123456789abcdef";
 pub const SIP_USERNAME: &str = "gencredTestUser";
 pub const SIP_PASSWORD: &str = "test-sip-password-8d1f";
 pub const ALLOWED_ORIGIN: &str = "https://app.example.com";
+/// The anon key the fake Supabase's gateway accepts as `apikey`.
+pub const ANON_KEY: &str = "test-anon-key-5b0f2c9e";
 
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -201,7 +204,8 @@ pub fn user_claims(issuer: &str) -> Value {
 }
 
 /// A stand-in for Supabase's `GET /auth/v1/.well-known/jwks.json`, counting fetches and able
-/// to fail or stall on demand.
+/// to fail or stall on demand, and for `GET /auth/v1/user`, which knows which sessions were
+/// signed out and which users deleted.
 #[derive(Clone)]
 pub struct FakeSupabase {
     pub url: String,
@@ -213,6 +217,17 @@ struct FakeState {
     fetches: AtomicUsize,
     failing: AtomicBool,
     delay: Mutex<Duration>,
+    user: UserEndpoint,
+}
+
+/// The state behind the fake `/auth/v1/user`.
+struct UserEndpoint {
+    calls: AtomicUsize,
+    failing: AtomicBool,
+    /// While false, requests wait (after being counted) until it turns true.
+    open: tokio::sync::watch::Sender<bool>,
+    revoked_sessions: Mutex<HashSet<String>>,
+    deleted_users: Mutex<HashSet<String>>,
 }
 
 impl FakeSupabase {
@@ -222,9 +237,17 @@ impl FakeSupabase {
             fetches: AtomicUsize::new(0),
             failing: AtomicBool::new(false),
             delay: Mutex::new(Duration::ZERO),
+            user: UserEndpoint {
+                calls: AtomicUsize::new(0),
+                failing: AtomicBool::new(false),
+                open: tokio::sync::watch::Sender::new(true),
+                revoked_sessions: Mutex::default(),
+                deleted_users: Mutex::default(),
+            },
         });
         let app = axum::Router::new()
             .route("/auth/v1/.well-known/jwks.json", get(serve_jwks))
+            .route("/auth/v1/user", get(serve_user))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -256,6 +279,51 @@ impl FakeSupabase {
     pub fn set_delay(&self, delay: Duration) {
         *self.state.delay.lock().unwrap() = delay;
     }
+
+    /// How many requests `/auth/v1/user` has received (including held ones).
+    pub fn user_calls(&self) -> usize {
+        self.state.user.calls.load(Ordering::SeqCst)
+    }
+
+    /// Signs a session out, as `supabase.auth.signOut()` would.
+    pub fn revoke_session(&self, session_id: &str) {
+        let mut revoked = self.state.user.revoked_sessions.lock().unwrap();
+        revoked.insert(session_id.to_owned());
+    }
+
+    /// Deletes a user, as `supabase.auth.admin.deleteUser()` would.
+    pub fn delete_user(&self, user_id: &str) {
+        let mut deleted = self.state.user.deleted_users.lock().unwrap();
+        deleted.insert(user_id.to_owned());
+    }
+
+    /// While on, `/auth/v1/user` answers 500.
+    pub fn set_user_endpoint_failing(&self, failing: bool) {
+        self.state.user.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Holds every `/auth/v1/user` request in flight until [`Self::release_user_requests`].
+    pub fn hold_user_requests(&self) {
+        self.state.user.open.send_replace(false);
+    }
+
+    pub fn release_user_requests(&self) {
+        self.state.user.open.send_replace(true);
+    }
+
+    /// Waits until `/auth/v1/user` has received `count` requests.
+    pub async fn wait_for_user_calls(&self, count: usize) {
+        for _ in 0..1000 {
+            if self.user_calls() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "/auth/v1/user received {} calls, not {count}",
+            self.user_calls()
+        );
+    }
 }
 
 fn jwks_of(keys: &[&TestKey]) -> Value {
@@ -277,6 +345,96 @@ async fn serve_jwks(State(state): State<Arc<FakeState>>) -> Response {
         .into_response()
 }
 
+/// Supabase Auth's error body (`HTTPError` in supabase/auth), with its `x-sb-error-code` header.
+fn auth_error(status: StatusCode, error_code: &str, msg: &str) -> Response {
+    (
+        status,
+        [("x-sb-error-code", error_code.to_owned())],
+        Json(json!({ "code": status.as_u16(), "error_code": error_code, "msg": msg })),
+    )
+        .into_response()
+}
+
+/// `GET /auth/v1/user` as Supabase serves it: the API gateway checks `apikey` first, then Auth
+/// reads the bearer token (signature checking is left to the service under test) and answers
+/// with the user, or 403 when the user or the session no longer exists.
+async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
+    let endpoint = &state.user;
+    endpoint.calls.fetch_add(1, Ordering::SeqCst);
+    let _ = endpoint.open.subscribe().wait_for(|open| *open).await;
+    if endpoint.failing.load(Ordering::SeqCst) {
+        return auth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected_failure",
+            "Unexpected failure",
+        );
+    }
+    match headers.get("apikey").map(|key| key.as_bytes()) {
+        None => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"message": "No API key found in request"})),
+            )
+                .into_response();
+        }
+        Some(key) if key != ANON_KEY.as_bytes() => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"message": "Invalid API key"})),
+            )
+                .into_response();
+        }
+        Some(_) => {}
+    }
+    let claims = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|token| token.split('.').nth(1))
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
+        .and_then(|json| serde_json::from_slice::<Value>(&json).ok());
+    let Some(claims) = claims else {
+        return auth_error(
+            StatusCode::UNAUTHORIZED,
+            "no_authorization",
+            "This endpoint requires a Bearer token",
+        );
+    };
+    let sub = claims["sub"].as_str().unwrap_or_default();
+    let session_id = claims["session_id"].as_str().unwrap_or_default();
+    if endpoint.deleted_users.lock().unwrap().contains(sub) {
+        return auth_error(
+            StatusCode::FORBIDDEN,
+            "user_not_found",
+            "User from sub claim in JWT does not exist",
+        );
+    }
+    if endpoint
+        .revoked_sessions
+        .lock()
+        .unwrap()
+        .contains(session_id)
+    {
+        return auth_error(
+            StatusCode::FORBIDDEN,
+            "session_not_found",
+            "Session from session_id claim in JWT does not exist",
+        );
+    }
+    Json(json!({
+        "id": sub,
+        "aud": "authenticated",
+        "role": "authenticated",
+        "email": claims["email"],
+        "app_metadata": claims["app_metadata"],
+        "user_metadata": claims["user_metadata"],
+        "identities": [],
+        "created_at": "2026-01-01T00:00:00Z",
+        "is_anonymous": false,
+    }))
+    .into_response()
+}
+
 /// The environment a test deployment runs with.
 pub fn test_env(supabase_url: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -287,6 +445,12 @@ pub fn test_env(supabase_url: &str) -> Vec<(&'static str, String)> {
         ("TELNYX_WEBRTC_PASSWORD", SIP_PASSWORD.into()),
         ("CORS_ALLOWED_ORIGINS", ALLOWED_ORIGIN.into()),
     ]
+}
+
+/// An address on 127.0.0.1 where nothing listens (bound, then released).
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
 }
 
 /// The real service, serving on 127.0.0.1 with a fake Supabase behind it.

@@ -1,0 +1,260 @@
+//! Who may have a phone, over HTTP: the claim, email-domain and MFA rules, and the remote
+//! session check against a local stand-in for Supabase's `GET /auth/v1/user`.
+
+mod common;
+
+use common::*;
+use reqwest::header;
+use serde_json::{Value, json};
+
+fn env(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+}
+
+async fn spawn(pairs: &[(&'static str, &str)]) -> TestApp {
+    TestApp::spawn_with(Options {
+        env: env(pairs),
+        ..Options::default()
+    })
+    .await
+}
+
+/// The app's user claims with `patch` applied, signed with the legacy secret.
+fn token(app: &TestApp, patch: Value) -> String {
+    let mut claims = app.claims();
+    for (key, value) in patch.as_object().unwrap() {
+        claims[key] = value.clone();
+    }
+    sign_hs256(&claims)
+}
+
+async fn refused_with(app: &TestApp, token: &str) -> (u16, String) {
+    let (status, body) = error_body(app.get_credentials(token).await).await;
+    (status, body["code"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn require_claims_admits_only_users_the_app_has_enabled() {
+    let app = spawn(&[(
+        "REQUIRE_CLAIMS",
+        r#"app_metadata.phone_enabled=true,app_metadata.plan="pro""#,
+    )])
+    .await;
+    let enabled = token(
+        &app,
+        json!({"app_metadata": {"provider": "email", "phone_enabled": true, "plan": "pro"}}),
+    );
+    assert_eq!(app.status_for(&enabled).await, 200);
+
+    for app_metadata in [
+        json!({"provider": "email"}),
+        json!({"phone_enabled": true, "plan": "free"}),
+        json!({"phone_enabled": "true", "plan": "pro"}),
+        json!({"phone_enabled": false, "plan": "pro"}),
+    ] {
+        let refused = token(&app, json!({ "app_metadata": app_metadata }));
+        assert_eq!(
+            refused_with(&app, &refused).await,
+            (403, "claim_requirement_not_met".into()),
+            "{app_metadata}"
+        );
+    }
+    let self_enabled = token(
+        &app,
+        json!({"user_metadata": {"phone_enabled": true, "plan": "pro"}}),
+    );
+    assert_eq!(
+        refused_with(&app, &self_enabled).await.0,
+        403,
+        "user_metadata is not app_metadata"
+    );
+}
+
+#[tokio::test]
+async fn allowed_email_domains_admit_only_those_domains() {
+    let app = spawn(&[("ALLOWED_EMAIL_DOMAINS", "example.com,example.org")]).await;
+    for email in ["ada@example.com", "grace@Example.ORG"] {
+        let allowed = token(&app, json!({ "email": email }));
+        assert_eq!(app.status_for(&allowed).await, 200, "{email}");
+    }
+    for email in [
+        json!("ada@evil.com"),
+        json!("ada@mail.example.com"),
+        json!(""),
+        json!(null),
+    ] {
+        let refused = token(&app, json!({ "email": email }));
+        assert_eq!(
+            refused_with(&app, &refused).await,
+            (403, "email_domain_not_allowed".into()),
+            "{email}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn require_aal2_admits_only_multi_factor_sessions() {
+    let app = spawn(&[("REQUIRE_AAL2", "true")]).await;
+    assert_eq!(
+        app.status_for(&token(&app, json!({"aal": "aal2"}))).await,
+        200
+    );
+    let single_factor = token(&app, json!({"aal": "aal1"}));
+    assert_eq!(
+        refused_with(&app, &single_factor).await,
+        (403, "aal2_required".into())
+    );
+    let without = spawn(&[]).await;
+    assert_eq!(
+        without
+            .status_for(&token(&without, json!({"aal": "aal1"})))
+            .await,
+        200,
+        "off by default"
+    );
+}
+
+async fn spawn_checking_sessions(
+    supabase: &FakeSupabase,
+    extra: &[(&'static str, &str)],
+) -> TestApp {
+    let mut env = env(&[
+        ("SUPABASE_VERIFY_SESSION", "true"),
+        ("SUPABASE_ANON_KEY", ANON_KEY),
+    ]);
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    TestApp::spawn_with(Options {
+        env,
+        supabase: Some(supabase.clone()),
+        ..Options::default()
+    })
+    .await
+}
+
+fn user(app: &TestApp, sub: &str, session_id: &str) -> String {
+    token(app, json!({"sub": sub, "session_id": session_id}))
+}
+
+#[tokio::test]
+async fn a_signed_out_session_or_deleted_user_is_refused_before_the_token_expires() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let app = spawn_checking_sessions(&supabase, &[("SESSION_CHECK_CACHE_SECS", "0")]).await;
+    let ada = user(&app, "ada", "ada-laptop");
+    let ada_phone = user(&app, "ada", "ada-phone");
+    assert_eq!(app.status_for(&ada).await, 200);
+    assert_eq!(app.status_for(&ada_phone).await, 200);
+
+    supabase.revoke_session("ada-laptop");
+    let response = app.get_credentials(&ada).await;
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer error="invalid_token""#
+    );
+    let (status, body) = error_body(response).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("session_revoked"))
+    );
+    assert_eq!(
+        app.status_for(&ada_phone).await,
+        200,
+        "other sessions live on"
+    );
+
+    supabase.delete_user("ada");
+    assert_eq!(
+        refused_with(&app, &ada_phone).await,
+        (401, "session_revoked".into())
+    );
+    assert_eq!(
+        supabase.user_calls(),
+        5,
+        "with no cache, every request asks"
+    );
+}
+
+#[tokio::test]
+async fn a_positive_answer_is_cached_per_session() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let app = spawn_checking_sessions(&supabase, &[("RATE_LIMIT_PER_USER", "off")]).await;
+    let ada = user(&app, "ada", "ada-laptop");
+    for _ in 0..5 {
+        assert_eq!(app.status_for(&ada).await, 200);
+    }
+    assert_eq!(supabase.user_calls(), 1);
+    assert_eq!(app.status_for(&user(&app, "ada", "ada-phone")).await, 200);
+    assert_eq!(supabase.user_calls(), 2, "another session is asked about");
+
+    // Refusals are not cached: a user refused once is asked about again.
+    supabase.revoke_session("ada-tablet");
+    let tablet = user(&app, "ada", "ada-tablet");
+    for _ in 0..2 {
+        assert_eq!(refused_with(&app, &tablet).await.0, 401);
+    }
+    assert_eq!(supabase.user_calls(), 4);
+}
+
+#[tokio::test]
+async fn concurrent_checks_of_one_session_share_one_call() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let app = spawn_checking_sessions(&supabase, &[("RATE_LIMIT_PER_USER", "off")]).await;
+    supabase.hold_user_requests();
+    let requests: Vec<_> = (0..5)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = format!("{}/credentials", app.address);
+            let token = user(&app, "ada", "ada-laptop");
+            tokio::spawn(async move { client.get(url).bearer_auth(token).send().await })
+        })
+        .collect();
+    supabase.wait_for_user_calls(1).await;
+    supabase.release_user_requests();
+    for request in requests {
+        assert_eq!(request.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(supabase.user_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_session_check_fails_closed() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let app = spawn_checking_sessions(&supabase, &[("SESSION_CHECK_CACHE_SECS", "0")]).await;
+    let ada = user(&app, "ada", "ada-laptop");
+    supabase.set_user_endpoint_failing(true);
+    assert_eq!(
+        refused_with(&app, &ada).await,
+        (503, "session_check_unavailable".into())
+    );
+    supabase.set_user_endpoint_failing(false);
+    assert_eq!(app.status_for(&ada).await, 200);
+
+    let wrong_key =
+        spawn_checking_sessions(&supabase, &[("SUPABASE_ANON_KEY", "not-the-key")]).await;
+    assert_eq!(
+        refused_with(&wrong_key, &user(&wrong_key, "ada", "ada-laptop")).await,
+        (503, "session_check_unavailable".into()),
+        "a refused apikey is our misconfiguration, not a signed-out user"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_supabase_means_503_never_an_accept() {
+    // HS256 tokens verify without Supabase; the session check cannot reach it.
+    let nowhere = closed_port_url();
+    let app = TestApp::spawn_with(Options {
+        env: env(&[
+            ("SUPABASE_URL", &nowhere),
+            ("SUPABASE_VERIFY_SESSION", "true"),
+            ("SUPABASE_ANON_KEY", ANON_KEY),
+        ]),
+        wait_until_ready: false,
+        ..Options::default()
+    })
+    .await;
+    let token = sign_hs256(&user_claims(&format!("{nowhere}/auth/v1")));
+    let (status, body) = error_body(app.get_credentials(&token).await).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("session_check_unavailable"))
+    );
+}
