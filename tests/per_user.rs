@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 async fn spawn(telnyx: &FakeTelnyx, extra: &[(&'static str, &str)]) -> TestApp {
     let mut env = telnyx.env();
+    // These tests send dozens of requests per user; the per-user limit is tested in limits.rs.
+    env.push(("RATE_LIMIT_PER_USER", "off".into()));
     env.extend(
         extra
             .iter()
@@ -411,6 +413,7 @@ async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
         .into_iter()
         .map(|c| c.sip_password)
         .collect();
+    let sip_username = telnyx.credentials()[0].sip_username.clone();
     let deleted = client
         .delete(format!("{address}/credentials"))
         .bearer_auth(&token)
@@ -448,4 +451,18 @@ async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
         .collect();
     assert_eq!(errors.len(), 1, "{logs}");
     assert!(errors[0].contains("TELNYX_API_KEY"), "{}", errors[0]);
+
+    // The audit trail names the user's own SIP identity, and the revocation.
+    let audit: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["audit"].is_string())
+        .collect();
+    let kinds: Vec<&str> = audit.iter().map(|e| e["audit"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["credential_issued", "credential_revoked"], "{logs}");
+    assert_eq!(audit[0]["mode"], "per_user");
+    assert_eq!(audit[0]["sip_username"], sip_username);
+    assert_eq!(audit[0]["user_id"], "user-logs");
+    assert_eq!(audit[1]["mode"], "per_user");
+    assert_eq!(audit[1]["user_id"], "user-logs");
 }

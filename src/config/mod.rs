@@ -652,11 +652,7 @@ mod tests {
             ("ALLOWED_EMAIL_DOMAINS", "ada@example.com", "not a domain"),
             ("REQUIRE_AAL2", "yes please", "true or false"),
             ("SUPABASE_VERIFY_SESSION", "on", "true or false"),
-            (
-                "SESSION_CHECK_CACHE_SECS",
-                "forever",
-                "whole number from 0",
-            ),
+            ("SESSION_CHECK_CACHE_SECS", "forever", "whole number from 0"),
         ];
         for (variable, value, hint) in cases {
             let errors = load(&[(variable, value)]).unwrap_err();
