@@ -87,14 +87,7 @@ impl KeyStore {
         timing: JwksTiming,
         make_key: impl Fn(Algorithm, DecodingKey) -> VerificationKey + Send + Sync + 'static,
     ) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timing.fetch_timeout)
-            .connect_timeout(timing.fetch_timeout)
-            .user_agent(concat!(
-                env!("CARGO_PKG_NAME"),
-                "/",
-                env!("CARGO_PKG_VERSION")
-            ))
+        let client = super::supabase_client(timing.fetch_timeout)
             .build()
             .expect("the HTTP client's TLS backend initialises");
         Self {

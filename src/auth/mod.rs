@@ -247,3 +247,16 @@ fn rejection_for(kind: ErrorKind) -> TokenRejection {
         _ => TokenRejection::Malformed,
     }
 }
+
+/// An HTTP client for calls to Supabase (the JWKS, the session check): `timeout` bounds each
+/// call, connecting included, and the service names itself.
+fn supabase_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!(
+            env!("CARGO_PKG_NAME"),
+            "/",
+            env!("CARGO_PKG_VERSION")
+        ))
+}

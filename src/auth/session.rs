@@ -52,16 +52,9 @@ pub struct SessionCheck {
 
 impl SessionCheck {
     pub fn new(config: &SessionCheckConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(CHECK_TIMEOUT)
-            .connect_timeout(CHECK_TIMEOUT)
+        let client = super::supabase_client(CHECK_TIMEOUT)
             // A redirect would carry the user's token elsewhere; Supabase answers directly.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!(
-                env!("CARGO_PKG_NAME"),
-                "/",
-                env!("CARGO_PKG_VERSION")
-            ))
             .build()
             .expect("the HTTP client's TLS backend initialises");
         Self {

@@ -605,3 +605,9 @@ pub async fn error_body(response: reqwest::Response) -> (u16, Value) {
     assert!(body["code"].as_str().is_some(), "{body}");
     (status, body)
 }
+
+/// The status and `code` of an error response, after checking the shape every error shares.
+pub async fn status_and_code(response: reqwest::Response) -> (u16, String) {
+    let (status, body) = error_body(response).await;
+    (status, body["code"].as_str().unwrap().to_owned())
+}
