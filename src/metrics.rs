@@ -58,7 +58,7 @@ fn describe() {
     );
     describe_counter!(
         TOKEN_REJECTIONS,
-        "Requests refused before a credential was issued, by reason (401 and 403)"
+        "Requests refused before a credential was issued, by reason (401, 403, 429, and 503 overloaded)"
     );
     describe_counter!(
         JWKS_FETCHES,

@@ -123,3 +123,27 @@ async fn metrics_bind_addr_moves_metrics_off_the_public_port() {
             .contains("http_requests_total")
     );
 }
+
+#[tokio::test]
+async fn rate_limited_requests_are_counted_as_rejections() {
+    let app = TestApp::spawn_with(Options {
+        env: vec![("RATE_LIMIT_PER_USER", "1/min,burst=1".into())],
+        ..Options::default()
+    })
+    .await;
+    let mut claims = app.claims();
+    claims["sub"] = json!("user-metrics-limited");
+    let token = sign_hs256(&claims);
+    let before = scrape(&app.address).await;
+
+    assert_eq!(app.status_for(&token).await, 200);
+    assert_eq!(app.status_for(&token).await, 429);
+    let after = scrape(&app.address).await;
+
+    let series = r#"token_rejections_total{reason="rate_limited"}"#;
+    assert_eq!(
+        value(&after, series) - value(&before, series),
+        1.0,
+        "{after}"
+    );
+}

@@ -252,7 +252,10 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::MissingToken => metrics::token_rejected("missing_token"),
             ApiError::InvalidToken(rejection) => metrics::token_rejected(rejection.reason()),
-            ApiError::Forbidden(refusal) => metrics::token_rejected(refusal.code()),
+            ApiError::Forbidden(_)
+            | ApiError::SessionRevoked(_)
+            | ApiError::RateLimited(_)
+            | ApiError::Overloaded => metrics::token_rejected(self.code()),
             _ => {}
         }
         let body = ErrorBody {
