@@ -1,0 +1,365 @@
+//! The configuration as an operator meets it: defaults, every mistake named with its fix, and
+//! the docs that must list every variable.
+
+use super::*;
+
+const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+
+fn minimal() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("SUPABASE_URL", "https://abcd.supabase.co"),
+        ("SUPABASE_JWT_SECRET", SECRET),
+        ("TELNYX_WEBRTC_USERNAME", "gencred123"),
+        ("TELNYX_WEBRTC_PASSWORD", "sip-password-1"),
+    ]
+}
+
+fn load(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigErrors> {
+    let mut pairs = minimal();
+    pairs.retain(|(key, _)| !extra.iter().any(|(other, _)| other == key));
+    pairs.extend_from_slice(extra);
+    Config::from_lookup(lookup_from(pairs))
+}
+
+#[test]
+fn defaults_follow_the_documented_values() {
+    let config = load(&[]).unwrap();
+    assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
+    assert_eq!(config.auth.issuer, "https://abcd.supabase.co/auth/v1");
+    assert_eq!(
+        config.auth.jwks_url.unwrap().as_str(),
+        "https://abcd.supabase.co/auth/v1/.well-known/jwks.json"
+    );
+    assert_eq!(config.auth.audience, "authenticated");
+    assert_eq!(config.auth.leeway, Duration::from_secs(30));
+    assert!(!config.auth.allow_anonymous_users);
+    assert_eq!(config.credentials.realm, "sip.telnyx.com");
+    assert_eq!(config.credentials.stun_urls, DEFAULT_STUN_URLS);
+    assert_eq!(config.credentials.turn_urls, DEFAULT_TURN_URLS);
+    let CredentialSourceConfig::Static { ttl, .. } = config.credentials.source else {
+        panic!("static is the default mode");
+    };
+    assert_eq!(ttl, Duration::from_secs(86_400));
+    assert!(config.credentials.turn_credentials.is_none());
+    assert!(config.cors_allowed_origins.is_empty());
+    assert_eq!(config.log.format, LogFormat::Pretty);
+}
+
+#[test]
+fn a_trailing_slash_on_the_project_url_is_forgiven() {
+    let config = load(&[("SUPABASE_URL", "https://abcd.supabase.co/")]).unwrap();
+    assert_eq!(config.auth.issuer, "https://abcd.supabase.co/auth/v1");
+}
+
+#[test]
+fn the_issuer_can_be_overridden_for_custom_domains() {
+    let config = load(&[("SUPABASE_JWT_ISSUER", "https://auth.example.com/auth/v1")]).unwrap();
+    assert_eq!(config.auth.issuer, "https://auth.example.com/auth/v1");
+}
+
+#[test]
+fn missing_required_variables_are_all_named_at_once() {
+    let errors = Config::from_lookup(lookup_from([])).unwrap_err();
+    for variable in [
+        "SUPABASE_URL",
+        "TELNYX_WEBRTC_USERNAME",
+        "TELNYX_WEBRTC_PASSWORD",
+    ] {
+        assert!(
+            errors.mentions(variable),
+            "{variable} missing from {errors}"
+        );
+    }
+    assert!(
+        errors
+            .to_string()
+            .contains("https://<project-ref>.supabase.co")
+    );
+}
+
+#[test]
+fn malformed_values_name_the_variable_and_the_fix() {
+    let cases: &[(&'static str, &'static str, &str)] = &[
+        (
+            "SUPABASE_URL",
+            "abcd.supabase.co",
+            "https://<project-ref>.supabase.co",
+        ),
+        (
+            "SUPABASE_URL",
+            "https://abcd.supabase.co/auth/v1",
+            "without a path",
+        ),
+        ("SUPABASE_JWT_SECRET", "short", "too short"),
+        ("BIND_ADDR", "localhost", "0.0.0.0:8080"),
+        ("METRICS_BIND_ADDR", "9090", "0.0.0.0:8080"),
+        ("JWT_LEEWAY_SECS", "thirty", "whole number"),
+        ("CREDENTIAL_TTL_SECS", "-1", "whole number"),
+        ("ALLOW_ANONYMOUS_USERS", "maybe", "true or false"),
+        ("CREDENTIAL_MODE", "shared", "static or per_user"),
+        ("CORS_ALLOWED_ORIGINS", "*", "any website"),
+        (
+            "CORS_ALLOWED_ORIGINS",
+            "https://app.example.com/",
+            "https://app.example.com",
+        ),
+        ("TELNYX_STUN_URLS", "turn:turn.telnyx.com", "stun:"),
+        ("TELNYX_TURN_URLS", "stun:x", "turn:"),
+        ("LOG_FORMAT", "xml", "pretty or json"),
+        ("RUST_LOG", "info,[=", "valid log filter"),
+        ("RATE_LIMIT_PER_USER", "20 per minute", "20/min,burst=10"),
+        ("RATE_LIMIT_PER_IP", "on", "or off"),
+        ("TRUST_PROXY_HEADERS", "sometimes", "true or false"),
+        ("MAX_CONCURRENT_REQUESTS", "0", "whole number from 1"),
+        ("MAX_REQUEST_BODY_BYTES", "1MB", "whole number from 0"),
+        ("MAX_REQUEST_HEADER_BYTES", "100", "from 4096"),
+        ("REQUIRE_CLAIMS", "app_metadata.plan=pro", "quote strings"),
+        ("REQUIRE_CLAIMS", "user_metadata.ok=true", "app_metadata"),
+        ("ALLOWED_EMAIL_DOMAINS", "ada@example.com", "not a domain"),
+        ("REQUIRE_AAL2", "yes please", "true or false"),
+        ("SUPABASE_VERIFY_SESSION", "on", "true or false"),
+        ("SESSION_CHECK_CACHE_SECS", "forever", "whole number from 0"),
+    ];
+    for (variable, value, hint) in cases {
+        let errors = load(&[(variable, value)]).unwrap_err();
+        let message = errors.to_string();
+        assert!(errors.mentions(variable), "{variable}={value}: {message}");
+        assert!(message.contains(hint), "{variable}={value}: {message}");
+    }
+}
+
+#[test]
+fn turn_credentials_come_in_pairs() {
+    let errors = load(&[("TELNYX_TURN_USERNAME", "turnuser")]).unwrap_err();
+    assert!(errors.mentions("TELNYX_TURN_PASSWORD"), "{errors}");
+    assert!(
+        errors.to_string().contains("set both, or neither"),
+        "{errors}"
+    );
+    let config = load(&[
+        ("TELNYX_TURN_USERNAME", "turnuser"),
+        ("TELNYX_TURN_PASSWORD", "turn-secret-1"),
+    ])
+    .unwrap();
+    assert!(!config.to_string().contains("turn-secret-1"));
+    assert!(config.credentials.turn_credentials.is_some());
+}
+
+#[test]
+fn lists_are_split_on_commas() {
+    let config = load(&[
+        (
+            "CORS_ALLOWED_ORIGINS",
+            "https://app.example.com, http://localhost:5173",
+        ),
+        ("TELNYX_STUN_URLS", "stun:a.example:3478"),
+        (
+            "TELNYX_TURN_URLS",
+            "turns:b.example:443?transport=tcp,turn:c.example:3478",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.cors_allowed_origins,
+        ["https://app.example.com", "http://localhost:5173"]
+    );
+    assert_eq!(config.credentials.stun_urls, ["stun:a.example:3478"]);
+    assert_eq!(
+        config.credentials.turn_urls,
+        ["turns:b.example:443?transport=tcp", "turn:c.example:3478"]
+    );
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_and_display() {
+    let config = load(&[]).unwrap();
+    for printed in [format!("{config:?}"), config.to_string()] {
+        assert!(!printed.contains(SECRET), "{printed}");
+        assert!(!printed.contains("sip-password-1"), "{printed}");
+    }
+    assert!(
+        config
+            .to_string()
+            .contains("SUPABASE_JWT_SECRET    = set (redacted)")
+    );
+}
+
+fn per_user(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigErrors> {
+    let mut pairs = vec![
+        ("CREDENTIAL_MODE", "per_user"),
+        ("TELNYX_API_KEY", "KEY0123456789ABCDEF"),
+        ("TELNYX_WEBRTC_CONNECTION_ID", "1234567890"),
+    ];
+    pairs.retain(|(key, _)| !extra.iter().any(|(other, _)| other == key));
+    pairs.extend_from_slice(extra);
+    load(&pairs)
+}
+
+#[test]
+fn per_user_mode_reads_telnyx_api_access_and_needs_no_sip_identity() {
+    let config = per_user(&[
+        ("TELNYX_WEBRTC_USERNAME", ""),
+        ("TELNYX_WEBRTC_PASSWORD", ""),
+    ])
+    .unwrap();
+    let CredentialSourceConfig::PerUser(per_user) = &config.credentials.source else {
+        panic!("per_user mode was asked for");
+    };
+    assert_eq!(per_user.connection_id, "1234567890");
+    assert_eq!(per_user.api.base_url.as_str(), "https://api.telnyx.com/v2");
+    assert_eq!(per_user.api.request_budget, Duration::from_secs(15));
+    assert_eq!(per_user.refresh_margin, Duration::from_secs(600));
+    for printed in [format!("{config:?}"), config.to_string()] {
+        assert!(!printed.contains("KEY0123456789ABCDEF"), "{printed}");
+    }
+    assert!(
+        config
+            .to_string()
+            .contains("CREDENTIAL_MODE        = per_user")
+    );
+}
+
+#[test]
+fn per_user_mode_names_what_is_missing() {
+    let errors = load(&[("CREDENTIAL_MODE", "per_user")]).unwrap_err();
+    assert!(errors.mentions("TELNYX_API_KEY"), "{errors}");
+    assert!(errors.mentions("TELNYX_WEBRTC_CONNECTION_ID"), "{errors}");
+    assert!(!errors.mentions("TELNYX_WEBRTC_USERNAME"), "{errors}");
+    assert!(errors.to_string().contains("API Keys"), "{errors}");
+}
+
+#[test]
+fn per_user_values_are_checked() {
+    let cases: &[(&'static str, &'static str, &str)] = &[
+        ("TELNYX_WEBRTC_CONNECTION_ID", "12 34/5", "ID alone"),
+        ("TELNYX_API_BASE_URL", "api.telnyx.com", "not a URL"),
+        ("TELNYX_REQUEST_BUDGET_SECS", "0", "whole number"),
+        ("TELNYX_REQUEST_BUDGET_SECS", "60", "REQUEST_TIMEOUT_SECS"),
+        ("TOKEN_REFRESH_MARGIN_SECS", "ten", "whole number"),
+    ];
+    for (variable, value, hint) in cases {
+        let errors = per_user(&[(variable, value)]).unwrap_err();
+        let message = errors.to_string();
+        assert!(errors.mentions(variable), "{variable}={value}: {message}");
+        assert!(message.contains(hint), "{variable}={value}: {message}");
+        assert!(!message.contains("KEY0123456789ABCDEF"), "{message}");
+    }
+}
+
+#[test]
+fn every_variable_read_is_documented_in_the_readme_and_env_example() {
+    let asked = std::cell::RefCell::new(Vec::new());
+    for mode in ["static", "per_user"] {
+        let _ = Config::from_lookup(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            (name == "CREDENTIAL_MODE").then(|| mode.to_owned())
+        });
+    }
+    let asked = asked.into_inner();
+    assert!(asked.len() >= 25, "{asked:?}");
+    let env_example = include_str!("../../.env.example");
+    let readme = include_str!("../../README.md");
+    for name in asked {
+        assert!(
+            env_example.contains(&format!("\n{name}=")),
+            "{name} missing from .env.example"
+        );
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "{name} missing from the README's table"
+        );
+    }
+}
+
+#[test]
+fn the_env_example_is_a_valid_configuration() {
+    let pairs: HashMap<String, String> =
+        dotenvy::from_read_iter(include_str!("../../.env.example").as_bytes())
+            .map(Result::unwrap)
+            .collect();
+    let config = Config::from_lookup(|name| pairs.get(name).cloned()).unwrap();
+    assert_eq!(config.credentials.stun_urls, DEFAULT_STUN_URLS);
+}
+
+#[test]
+fn demo_needs_no_variables() {
+    let secrets = DemoSecrets {
+        jwt_secret: SecretString::from(SECRET),
+        sip_username: "demo".into(),
+        sip_password: SecretString::from("pw"),
+    };
+    let config = Config::demo(lookup_from([]), secrets).unwrap();
+    assert!(config.auth.jwks_url.is_none());
+    assert_eq!(config.auth.issuer, DEMO_ISSUER);
+}
+
+#[test]
+fn limits_and_access_rules_default_to_the_documented_values() {
+    let config = load(&[]).unwrap();
+    let limits = &config.limits;
+    assert_eq!(
+        limits.per_user.map(|limit| limit.to_string()).as_deref(),
+        Some("20/min,burst=10")
+    );
+    assert_eq!(limits.per_client_address, None);
+    assert!(!limits.trust_proxy_headers);
+    assert_eq!(limits.max_concurrent_requests, 1024);
+    assert_eq!(limits.max_request_body_bytes, 16 * 1024);
+    assert_eq!(limits.max_request_header_bytes, 32 * 1024);
+    let rules = &config.auth.rules;
+    assert!(rules.require_claims.is_empty() && rules.allowed_email_domains.is_empty());
+    assert!(!rules.require_aal2);
+    assert!(config.auth.session_check.is_none());
+
+    let config = load(&[
+        ("RATE_LIMIT_PER_USER", "off"),
+        ("RATE_LIMIT_PER_IP", "100/s,burst=200"),
+        ("REQUIRE_CLAIMS", "app_metadata.phone_enabled=true"),
+        ("ALLOWED_EMAIL_DOMAINS", "Example.com, @example.org"),
+        ("REQUIRE_AAL2", "true"),
+    ])
+    .unwrap();
+    assert_eq!(config.limits.per_user, None);
+    assert_eq!(
+        config.limits.per_client_address.unwrap().to_string(),
+        "100/s,burst=200"
+    );
+    assert_eq!(
+        config.auth.rules.require_claims[0].to_string(),
+        "app_metadata.phone_enabled=true"
+    );
+    assert_eq!(
+        config.auth.rules.allowed_email_domains,
+        ["example.com", "example.org"]
+    );
+    assert!(config.auth.rules.require_aal2);
+}
+
+#[test]
+fn the_session_check_needs_the_anon_key_and_keeps_it_secret() {
+    let errors = load(&[("SUPABASE_VERIFY_SESSION", "true")]).unwrap_err();
+    assert!(errors.mentions("SUPABASE_ANON_KEY"), "{errors}");
+    assert!(errors.to_string().contains("anon (publishable) key"));
+
+    let anon_key = "test-anon-key-0f6e2a";
+    let config = load(&[
+        ("SUPABASE_VERIFY_SESSION", "true"),
+        ("SUPABASE_ANON_KEY", anon_key),
+        ("SESSION_CHECK_CACHE_SECS", "0"),
+    ])
+    .unwrap();
+    let check = config.auth.session_check.as_ref().unwrap();
+    assert_eq!(
+        check.user_url.as_str(),
+        "https://abcd.supabase.co/auth/v1/user"
+    );
+    assert_eq!(check.cache_ttl, Duration::ZERO);
+    for printed in [format!("{config:?}"), config.to_string()] {
+        assert!(!printed.contains(anon_key), "{printed}");
+    }
+    assert!(
+        config
+            .to_string()
+            .contains("SUPABASE_ANON_KEY      = set (redacted)")
+    );
+}
