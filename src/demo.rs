@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use crate::config::{DEMO_ISSUER, DemoSecrets};
+use crate::config::{DEMO_ISSUER, DemoSecrets, EXAMPLE_PAGE_ORIGINS};
 
 /// How long the printed token stays valid.
 pub const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
@@ -59,7 +59,10 @@ pub fn instructions(address: SocketAddr, token: &str) -> String {
         "\ntelnyx-webrtc-credentials demo: a throwaway HS256 secret and SIP identity, no Supabase needed.\n\
          This token is valid for one hour; restart demo for a new one.\n\n\
          curl -H \"Authorization: Bearer {token}\" {base}/credentials\n\n\
-         Stop with Ctrl-C.\n"
+         The browser phone (in examples/browser-phone, run `npm ci && npm run serve` first):\n\n\
+         {page}/#api={base}&access_token={token}\n\n\
+         Stop with Ctrl-C.\n",
+        page = EXAMPLE_PAGE_ORIGINS[0],
     )
 }
 

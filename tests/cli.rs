@@ -145,6 +145,33 @@ async fn demo_needs_no_configuration_and_its_curl_command_works() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200, "demo has no JWKS to wait for");
+
+    // The link to the example page carries the service's address and the same token, and the
+    // page's origin may call the API from the browser.
+    let link = demo
+        .wait_for("browser phone link", |line| {
+            line.trim()
+                .starts_with("http://127.0.0.1:5173/#")
+                .then(|| line.trim().to_owned())
+        })
+        .await;
+    let base = url.trim_end_matches("/credentials");
+    assert_eq!(
+        link,
+        format!("http://127.0.0.1:5173/#api={base}&access_token={token}")
+    );
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://127.0.0.1:5173")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:5173"
+    );
     demo.signal("-INT");
     assert_eq!(demo.exit_code().await, 0);
 }

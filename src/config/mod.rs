@@ -220,6 +220,10 @@ pub struct DemoSecrets {
 /// The issuer of the tokens `demo` mints for itself.
 pub const DEMO_ISSUER: &str = "telnyx-webrtc-credentials-demo";
 
+/// Where `npm run serve` in examples/browser-phone serves the example page. `demo` links to it
+/// and, unless `CORS_ALLOWED_ORIGINS` says otherwise, lets it (under either name) call the API.
+pub const EXAMPLE_PAGE_ORIGINS: [&str; 2] = ["http://127.0.0.1:5173", "http://localhost:5173"];
+
 impl Config {
     /// Reads the process environment (after `.env`, which the binary loads first).
     pub fn from_process_env() -> Result<Self, ConfigErrors> {
@@ -294,7 +298,12 @@ impl Config {
             &mut env,
             Some((secrets.sip_username, secrets.sip_password)),
         );
-        let config = common(&mut env, auth, credentials);
+        let mut config = common(&mut env, auth, credentials);
+        if let Some(config) = &mut config
+            && config.cors_allowed_origins.is_empty()
+        {
+            config.cors_allowed_origins = EXAMPLE_PAGE_ORIGINS.map(String::from).to_vec();
+        }
         env.finish()
             .map(|()| config.expect("a config without problems is complete"))
     }

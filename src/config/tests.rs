@@ -283,14 +283,19 @@ fn the_env_example_is_a_valid_configuration() {
 
 #[test]
 fn demo_needs_no_variables() {
-    let secrets = DemoSecrets {
+    let secrets = || DemoSecrets {
         jwt_secret: SecretString::from(SECRET),
         sip_username: "demo".into(),
         sip_password: SecretString::from("pw"),
     };
-    let config = Config::demo(lookup_from([]), secrets).unwrap();
+    let config = Config::demo(lookup_from([]), secrets()).unwrap();
     assert!(config.auth.jwks_url.is_none());
     assert_eq!(config.auth.issuer, DEMO_ISSUER);
+    assert_eq!(config.cors_allowed_origins, EXAMPLE_PAGE_ORIGINS);
+
+    let origin = [("CORS_ALLOWED_ORIGINS", "http://127.0.0.1:9999")];
+    let config = Config::demo(lookup_from(origin), secrets()).unwrap();
+    assert_eq!(config.cors_allowed_origins, ["http://127.0.0.1:9999"]);
 }
 
 #[test]

@@ -1,0 +1,187 @@
+// The end-to-end harness: the real service binary, the page on its own loopback origin, Debian's
+// Chromium driven by playwright-core, and a stand-in for Telnyx's signaling server.
+//
+// Everything runs on 127.0.0.1; Chromium starts with the flags that keep it off the network.
+// A per_user case adds a fake Telnyx API (an http server on 127.0.0.1:0) and starts the service
+// with `startService(["serve"], { CREDENTIAL_MODE: "per_user", ... })`; the signaling stand-in
+// already records `login_token` logins.
+
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+import * as esbuild from "esbuild";
+import { chromium } from "playwright-core";
+
+import { PUBLIC_DIR, buildOptions } from "../build.mjs";
+
+const repository = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** Where screenshots and other artifacts go: under target/, which git ignores. */
+export const ARTIFACTS_DIR = `${repository}target/e2e`;
+
+const SERVICE_BINARY =
+  process.env.SERVICE_BINARY || `${repository}target/debug/telnyx-webrtc-credentials`;
+
+/** Every wait is bounded, so a broken build fails the test instead of hanging CI. */
+const STARTUP_TIMEOUT_MS = 20_000;
+
+/** The chromium flags of the machine notes: headless, and nothing that reaches the internet. */
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  // No name resolves but loopback's: whatever the page tries, nothing leaves the machine.
+  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+  // A call asks for the microphone: a fake device, granted without a prompt.
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream",
+];
+
+/** Serves the bundled page on its own origin, http://127.0.0.1:<random port>. */
+export async function servePage() {
+  const context = await esbuild.context(buildOptions({}, `${PUBLIC_DIR}/assets`));
+  const { port } = await context.serve({ servedir: PUBLIC_DIR, host: "127.0.0.1", port: 0 });
+  return { origin: `http://127.0.0.1:${port}`, close: () => context.dispose() };
+}
+
+/**
+ * Runs the service binary with `args` and exactly `env` (plus PATH), JSON logs on, and collects
+ * its output lines. Resolves once it logs that it is listening.
+ */
+export async function startService(args, env) {
+  const child = spawn(SERVICE_BINARY, args, {
+    env: { PATH: process.env.PATH, BIND_ADDR: "127.0.0.1:0", LOG_FORMAT: "json", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines = [];
+  const waiters = new Set();
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => {
+      lines.push(line);
+      for (const waiter of waiters) waiter();
+    });
+  }
+  const service = {
+    lines,
+    /** Waits for the first output line `pick` returns something for. */
+    waitFor(what, pick) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          for (const line of lines) {
+            const found = pick(line);
+            if (found !== undefined) {
+              cleanup();
+              resolve(found);
+              return;
+            }
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`no ${what} from the service within ${STARTUP_TIMEOUT_MS} ms:\n${lines.join("\n")}`));
+        }, STARTUP_TIMEOUT_MS);
+        const exited = () => {
+          cleanup();
+          reject(new Error(`the service exited (${child.exitCode}) before ${what}:\n${lines.join("\n")}`));
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          child.off("exit", exited);
+        };
+        waiters.add(check);
+        child.once("exit", exited);
+        check();
+      });
+    },
+    /** The service's JSON log events. */
+    events() {
+      return lines.flatMap((line) => {
+        try {
+          return [JSON.parse(line)];
+        } catch {
+          return [];
+        }
+      });
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await once(child, "exit");
+      }
+    },
+  };
+  const address = await service.waitFor("listening log line", (line) => {
+    try {
+      const event = JSON.parse(line);
+      return event.message === "listening" ? event.address : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  service.url = `http://${address}`;
+  return service;
+}
+
+/** Debian's Chromium, headless, through playwright-core (which downloads no browser). */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: STARTUP_TIMEOUT_MS,
+  });
+}
+
+/**
+ * Plays Telnyx's WebRTC signaling server (wss://rtc.telnyx.com, JSON-RPC 2.0 over a WebSocket)
+ * through Playwright's WebSocket routing: no socket leaves the browser.
+ *
+ * The handshake follows the SDK's own expectations: `login` is answered with a session id, then
+ * the server says `telnyx_rtc.clientReady`, the SDK asks `telnyx_rtc.gatewayState`, and a
+ * `REGED` state is what makes the SDK emit `telnyx.ready`.
+ */
+export class FakeTelnyxSignaling {
+  /** The `params` of every `login` request, in order. */
+  logins = [];
+
+  async attach(page) {
+    await page.routeWebSocket(/^wss:\/\/rtc\.telnyx\.com/, (socket) => this.#serve(socket));
+  }
+
+  #serve(socket) {
+    const send = (message) => socket.send(JSON.stringify({ jsonrpc: "2.0", ...message }));
+    socket.onMessage((raw) => {
+      const request = JSON.parse(raw);
+      switch (request.method) {
+        case "login":
+          this.logins.push(request.params);
+          send({ id: request.id, result: { message: "logged in", sessid: request.params.sessid ?? randomUUID() } });
+          send({ id: randomUUID(), method: "telnyx_rtc.clientReady", params: { reattached_sessions: [] } });
+          break;
+        case "telnyx_rtc.gatewayState":
+          send({ id: request.id, result: { params: { state: "REGED" } } });
+          break;
+        default:
+          if (request.method && request.id !== undefined) send({ id: request.id, result: {} });
+      }
+    });
+  }
+
+  /** Resolves with the params of the `count`-th login once it arrives. */
+  async nthLogin(count, timeoutMs = STARTUP_TIMEOUT_MS) {
+    const deadline = Date.now() + timeoutMs;
+    while (this.logins.length < count) {
+      if (Date.now() > deadline) throw new Error(`only ${this.logins.length} of ${count} logins arrived`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    return this.logins[count - 1];
+  }
+}
