@@ -3,6 +3,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
 
 use crate::config::CredentialConfig;
 
@@ -15,22 +16,24 @@ pub struct Connectivity {
     pub ice_servers: Vec<IceServer>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TurnServer {
     pub urls: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
+    #[schema(value_type = Option<String>)]
     pub credential: Option<SecretString>,
 }
 
 /// The browser's `RTCIceServer` dictionary.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
+    #[schema(value_type = Option<String>)]
     pub credential: Option<SecretString>,
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
 
 use crate::config::{CredentialConfig, CredentialSourceConfig};
 use crate::telnyx::TelnyxError;
@@ -62,25 +62,62 @@ impl Serialize for WebRTCCredential {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let identity = &*self.identity;
         let connectivity = &*self.connectivity;
-        let mut credential = serializer.serialize_struct("WebRTCCredential", 8)?;
-        credential.serialize_field("username", &identity.username)?;
-        match &identity.secret {
-            SipSecret::Password(password) => {
-                credential.serialize_field("password", password.expose_secret())?;
-                credential.skip_field("login_token")?;
-            }
-            SipSecret::LoginToken(token) => {
-                credential.skip_field("password")?;
-                credential.serialize_field("login_token", token.expose_secret())?;
-            }
+        let (password, login_token) = match &identity.secret {
+            SipSecret::Password(password) => (Some(password.expose_secret()), None),
+            SipSecret::LoginToken(token) => (None, Some(token.expose_secret())),
+        };
+        CredentialBody {
+            username: &identity.username,
+            password,
+            login_token,
+            expires_at: self.expires_at,
+            realm: &connectivity.realm,
+            sip_uri: &identity.sip_uri,
+            stun_servers: &connectivity.stun_servers,
+            turn_servers: &connectivity.turn_servers,
+            ice_servers: &connectivity.ice_servers,
         }
-        credential.serialize_field("expires_at", &self.expires_at)?;
-        credential.serialize_field("realm", &connectivity.realm)?;
-        credential.serialize_field("sip_uri", &identity.sip_uri)?;
-        credential.serialize_field("stun_servers", &connectivity.stun_servers)?;
-        credential.serialize_field("turn_servers", &connectivity.turn_servers)?;
-        credential.serialize_field("ice_servers", &connectivity.ice_servers)?;
-        credential.end()
+        .serialize(serializer)
+    }
+}
+
+/// A `WebRTCCredential` as the browser receives it: one struct gives both the JSON and its
+/// OpenAPI schema, so the two cannot differ.
+#[derive(Serialize, ToSchema)]
+struct CredentialBody<'a> {
+    /// SIP username: `login` for `TelnyxRTC`.
+    username: &'a str,
+    /// SIP password (`password` for `TelnyxRTC`); static mode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'a str>,
+    /// A short-lived Telnyx login token (`login_token` for `TelnyxRTC`); per_user mode only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_token: Option<&'a str>,
+    /// When the client should fetch a fresh credential: milliseconds since the Unix epoch.
+    expires_at: u64,
+    realm: &'a str,
+    /// `sip:<username>@<realm>`.
+    sip_uri: &'a str,
+    stun_servers: &'a [String],
+    turn_servers: &'a [TurnServer],
+    /// The same servers as `RTCIceServer`s, for `new TelnyxRTC({ ..., iceServers })`.
+    ice_servers: &'a [IceServer],
+}
+
+impl utoipa::PartialSchema for WebRTCCredential {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        CredentialBody::schema()
+    }
+}
+
+impl ToSchema for WebRTCCredential {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        CredentialBody::schemas(schemas);
     }
 }
 

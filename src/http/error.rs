@@ -7,6 +7,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::{PolicyRefusal, SessionRefusal, TokenRejection};
 use crate::credentials::CredentialError;
@@ -70,10 +71,14 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always `false`.
     success: bool,
+    /// A sentence the person in front of the app can act on.
     error: &'static str,
+    /// A stable code to switch on.
     code: &'static str,
 }
 

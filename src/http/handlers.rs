@@ -8,23 +8,66 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use super::audit;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extractor::AuthenticatedUser;
+use super::openapi::{HEALTH_TAG, OPERATIONS_TAG};
 use crate::auth::TokenVerifier;
 use crate::auth::jwks::KeyStoreStatus;
 use crate::credentials::{CredentialSource, Recipient, WebRTCCredential};
 use crate::metrics;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct CredentialResponse {
+    /// Always `true` here; error bodies carry `false`.
     success: bool,
     credential: WebRTCCredential,
 }
 
+/// The error responses of every `/credentials` method, declared once. Never built: [`ApiError`]
+/// makes the responses, and the document lists each status's codes from it.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum CredentialErrors {
+    /// No token, a token that was refused, or a session that has ended
+    #[response(status = UNAUTHORIZED, headers(("WWW-Authenticate" = String,
+        description = "`Bearer`, with `error=\"invalid_token\"` when a token was refused")))]
+    Unauthorized(ErrorBody),
+    /// A valid token whose user may not have phone credentials
+    #[response(status = FORBIDDEN)]
+    Forbidden(ErrorBody),
+    /// Over `RATE_LIMIT_PER_USER` or `RATE_LIMIT_PER_IP`
+    #[response(status = TOO_MANY_REQUESTS, headers(("Retry-After" = u64,
+        description = "Seconds to wait before trying again")))]
+    RateLimited(ErrorBody),
+    /// A fault on this side, or Telnyx settings the operator must fix (per_user mode)
+    #[response(status = INTERNAL_SERVER_ERROR)]
+    Internal(ErrorBody),
+    /// Telnyx answered something unusable (per_user mode)
+    #[response(status = BAD_GATEWAY)]
+    BadGateway(ErrorBody),
+    /// Busy, Telnyx or the session check not answering, or the request took too long
+    #[response(status = SERVICE_UNAVAILABLE, headers(("Retry-After" = u64,
+        description = "Seconds to wait, when Telnyx is unavailable")))]
+    Unavailable(ErrorBody),
+}
+
 /// `GET` and `POST /credentials`.
+#[utoipa::path(
+    method(get, post),
+    path = "/credentials",
+    summary = "The signed-in user's Telnyx WebRTC credential",
+    description = "Verifies the Supabase access token and answers with what `new TelnyxRTC(...)` \
+        needs: `password` in static mode, `login_token` in per_user mode. `POST` is the same as \
+        `GET` and takes no body.",
+    security(("supabase_access_token" = [])),
+    responses(
+        (status = OK, body = CredentialResponse, description = "The credential"),
+        CredentialErrors,
+    ),
+)]
 pub async fn issue_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
@@ -43,6 +86,19 @@ pub async fn issue_credential(
 
 /// `DELETE /credentials` (per_user mode only): deletes the user's telephony credential at
 /// Telnyx, signing them out of every phone at once.
+#[utoipa::path(
+    delete,
+    path = "/credentials",
+    summary = "Revoke the signed-in user's Telnyx credential (per_user mode only)",
+    description = "Deletes the user's telephony credential at Telnyx, so every login token \
+        minted for it stops working; the next `GET` creates a new one. Served only in per_user \
+        mode: a shared static identity cannot be revoked for one user.",
+    security(("supabase_access_token" = [])),
+    responses(
+        (status = NO_CONTENT, description = "Revoked (or there was nothing to revoke)"),
+        CredentialErrors,
+    ),
+)]
 pub async fn revoke_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
@@ -57,6 +113,15 @@ pub async fn revoke_credential(
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = OPERATIONS_TAG,
+    summary = "Prometheus metrics",
+    description = "Served here unless `METRICS_BIND_ADDR` puts it on a port of its own.",
+    responses((status = OK, body = String, content_type = "text/plain; version=0.0.4; charset=utf-8",
+        description = "The metrics in Prometheus text format")),
+)]
 pub async fn metrics(
     State(handle): State<PrometheusHandle>,
     State(verifier): State<Arc<TokenVerifier>>,
@@ -76,33 +141,98 @@ pub async fn metrics(
         .into_response()
 }
 
+/// The process is serving.
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
 /// `GET /healthz`: the process is up and serving.
-pub async fn liveness() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = HEALTH_TAG,
+    summary = "Liveness probe",
+    responses((status = OK, body = Liveness, description = "The process is serving")),
+)]
+pub async fn liveness() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
+}
+
+/// Whether the service can verify every kind of token it accepts.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    status: ReadinessStatus,
+    /// The Supabase signing keys, once fetched; absent when only HS256 is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks: Option<JwksReadiness>,
+    /// Why the service is not ready, and what to check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadinessStatus {
+    Ready,
+    NotReady,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JwksReadiness {
+    /// Usable signing keys in the set.
+    keys: usize,
+    /// Seconds since the set was last fetched.
+    age_secs: u64,
 }
 
 /// `GET /readyz`: the configuration is loaded (it is, or we would not be serving) and, where
 /// asymmetric keys are in use, the JWKS has been fetched at least once.
-pub async fn readiness(State(verifier): State<Arc<TokenVerifier>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = HEALTH_TAG,
+    summary = "Readiness probe",
+    responses(
+        (status = OK, body = Readiness, description = "Ready: tokens of every configured kind can be verified"),
+        (status = SERVICE_UNAVAILABLE, body = Readiness, description = "Not ready: the Supabase signing keys have not been fetched yet (HS256 tokens are still served)"),
+    ),
+)]
+pub async fn readiness(
+    State(verifier): State<Arc<TokenVerifier>>,
+) -> (StatusCode, Json<Readiness>) {
     let Some(store) = verifier.key_store() else {
-        return Json(json!({ "status": "ready" })).into_response();
+        return (StatusCode::OK, Json(Readiness::ready(None)));
     };
     match store.status() {
-        KeyStoreStatus::Fetched { age, keys } => Json(json!({
-            "status": "ready",
-            "jwks": { "keys": keys, "age_secs": age.as_secs() },
-        }))
-        .into_response(),
+        KeyStoreStatus::Fetched { age, keys } => (
+            StatusCode::OK,
+            Json(Readiness::ready(Some(JwksReadiness {
+                keys,
+                age_secs: age.as_secs(),
+            }))),
+        ),
         KeyStoreStatus::NeverFetched => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "not_ready",
-                "reason": format!(
+            Json(Readiness {
+                status: ReadinessStatus::NotReady,
+                jwks: None,
+                reason: Some(format!(
                     "the Supabase signing keys have not been fetched yet from {}: check that SUPABASE_URL is right and reachable",
                     store.url()
-                ),
-            })),
-        )
-            .into_response(),
+                )),
+            }),
+        ),
+    }
+}
+
+impl Readiness {
+    fn ready(jwks: Option<JwksReadiness>) -> Self {
+        Self {
+            status: ReadinessStatus::Ready,
+            jwks,
+            reason: None,
+        }
     }
 }

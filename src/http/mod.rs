@@ -6,16 +6,17 @@ pub mod error;
 pub mod extractor;
 pub mod handlers;
 pub mod limits;
+pub mod openapi;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{FromRef, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
@@ -28,6 +29,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::auth::{AccessPolicy, SessionCheck, TokenVerifier};
 use crate::config::{Config, LimitsConfig};
@@ -164,23 +168,36 @@ pub fn app(state: AppState) -> Router {
             state.request_timeout,
         ));
 
-    let mut credentials = get(handlers::issue_credential).post(handlers::issue_credential);
-    if state.credentials.can_revoke() {
-        credentials = credentials.delete(handlers::revoke_credential);
-    }
-    let credentials = credentials.layer(limits::shed_load(state.limits.max_concurrent_requests));
-    let mut router = Router::new()
-        .route("/credentials", credentials)
-        .route("/healthz", get(handlers::liveness))
-        .route("/readyz", get(handlers::readiness));
-    if state.metrics_on_api {
-        router = router.route("/metrics", get(handlers::metrics));
-    }
+    let (router, document) = routes(&state).split_for_parts();
     router
+        .layer(Extension(openapi::ServedDocument::new(document)))
         .route_layer(middleware::from_fn(remember_route))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware)
         .with_state(state)
+}
+
+/// This instance's routes, each registered with its OpenAPI operation by `routes!`, so
+/// `/openapi.json` lists exactly what this instance answers (`DELETE` only in per_user mode,
+/// `/metrics` only beside the API). A route added any other way fails the test that compares
+/// the router with the document.
+fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let credentials = if state.credentials.can_revoke() {
+        routes!(handlers::issue_credential, handlers::revoke_credential)
+    } else {
+        routes!(handlers::issue_credential)
+    };
+    // One in-flight cap for every method of the route.
+    let credentials = credentials.layer(limits::shed_load(state.limits.max_concurrent_requests));
+    let mut routes = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(credentials)
+        .routes(routes!(handlers::liveness))
+        .routes(routes!(handlers::readiness))
+        .routes(routes!(openapi::openapi_json));
+    if state.metrics_on_api {
+        routes = routes.routes(routes!(handlers::metrics));
+    }
+    routes
 }
 
 /// `/metrics` alone, for `METRICS_BIND_ADDR`: a port that need not be public.

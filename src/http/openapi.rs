@@ -1,0 +1,514 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of this instance's API, generated from the
+//! handlers' `#[utoipa::path]` attributes, the response types' schemas and [`ApiError`] itself,
+//! so it cannot drift from the code. A handler is routed only through `utoipa_axum::routes!`,
+//! which documents it in the same step (see `http::routes`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{OpenApi, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use crate::auth::{PolicyRefusal, TokenRejection};
+use crate::ratelimit::RateLimited;
+
+/// The name of the bearer-token security scheme that `/credentials` requires.
+pub const SECURITY_SCHEME: &str = "supabase_access_token";
+
+/// The tag of the probes, apart from the API a browser calls.
+pub const HEALTH_TAG: &str = "health";
+
+/// The tag of what operators read: metrics.
+pub const OPERATIONS_TAG: &str = "operations";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "telnyx-webrtc-credentials",
+        description = "Hands Supabase-authenticated browser users the credentials they need to \
+            place and receive phone calls through Telnyx WebRTC. Every error has the same JSON \
+            body: a sentence a person can act on (`error`) and a stable `code` to switch on."
+    ),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// The document `http::routes` collected, completed with the bearer scheme, every error code,
+/// and the errors any route can answer with.
+pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        SECURITY_SCHEME,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some(
+                    "The signed-in user's Supabase access token (`session.access_token`), \
+                     as `Authorization: Bearer <token>`.",
+                ))
+                .build(),
+        ),
+    );
+    list_error_codes(components.schemas.get_mut(ErrorBody::name().as_ref()));
+    for item in document.paths.paths.values_mut() {
+        for operation in operations(item) {
+            describe_errors(operation);
+        }
+    }
+    make_operation_ids_unique(&mut document);
+    document
+}
+
+/// The completed document as JSON, rendered once when the router is built.
+#[derive(Clone)]
+pub struct ServedDocument(Arc<str>);
+
+impl ServedDocument {
+    pub fn new(collected: utoipa::openapi::OpenApi) -> Self {
+        let json = complete(collected)
+            .to_json()
+            .expect("the OpenAPI document serializes");
+        Self(json.into())
+    }
+}
+
+/// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = OPERATIONS_TAG,
+    summary = "This OpenAPI 3.1 document",
+    responses((status = OK, body = serde_json::Value, description = "The document")),
+)]
+pub async fn openapi_json(Extension(document): Extension<ServedDocument>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        document.0.to_string(),
+    )
+        .into_response()
+}
+
+/// One error of every code the API answers with. The matches have no wildcard arm, so a new
+/// `ApiError` or `PolicyRefusal` variant does not compile until it is listed, and so documented.
+fn every_error() -> Vec<ApiError> {
+    let errors = vec![
+        ApiError::MissingToken,
+        ApiError::InvalidToken(TokenRejection::Malformed),
+        ApiError::InvalidToken(TokenRejection::Expired),
+        ApiError::Forbidden(PolicyRefusal::AnonymousUser),
+        ApiError::Forbidden(PolicyRefusal::RoleNotAllowed(String::new())),
+        ApiError::Forbidden(PolicyRefusal::Aal2Required),
+        ApiError::Forbidden(PolicyRefusal::EmailDomainNotAllowed),
+        ApiError::Forbidden(PolicyRefusal::ClaimRequirementNotMet(String::new())),
+        ApiError::SessionRevoked(String::new()),
+        ApiError::RateLimited(RateLimited {
+            retry_after: Duration::ZERO,
+        }),
+        ApiError::PayloadTooLarge,
+        ApiError::HeadersTooLarge,
+        ApiError::Overloaded,
+        ApiError::SessionCheckUnavailable(String::new()),
+        ApiError::NotFound,
+        ApiError::MethodNotAllowed,
+        ApiError::Timeout,
+        ApiError::TelnyxUnavailable {
+            cause: String::new(),
+            retry_after: Duration::ZERO,
+        },
+        ApiError::TelnyxMisconfigured(String::new()),
+        ApiError::TelnyxBadResponse(String::new()),
+        ApiError::Internal(String::new()),
+    ];
+    for error in &errors {
+        match error {
+            ApiError::Forbidden(
+                PolicyRefusal::AnonymousUser
+                | PolicyRefusal::RoleNotAllowed(_)
+                | PolicyRefusal::Aal2Required
+                | PolicyRefusal::EmailDomainNotAllowed
+                | PolicyRefusal::ClaimRequirementNotMet(_),
+            )
+            | ApiError::SessionRevoked(_)
+            | ApiError::RateLimited(_)
+            | ApiError::PayloadTooLarge
+            | ApiError::HeadersTooLarge
+            | ApiError::Overloaded
+            | ApiError::SessionCheckUnavailable(_)
+            | ApiError::MissingToken
+            | ApiError::InvalidToken(_)
+            | ApiError::NotFound
+            | ApiError::MethodNotAllowed
+            | ApiError::Timeout
+            | ApiError::TelnyxUnavailable { .. }
+            | ApiError::TelnyxMisconfigured(_)
+            | ApiError::TelnyxBadResponse(_)
+            | ApiError::Internal(_) => {}
+        }
+    }
+    errors
+}
+
+/// Errors every route can answer with, declared or not: the size limits, a caught panic and
+/// the timeout wrap them all.
+fn any_route_errors() -> [ApiError; 4] {
+    [
+        ApiError::PayloadTooLarge,
+        ApiError::HeadersTooLarge,
+        ApiError::Internal(String::new()),
+        ApiError::Timeout,
+    ]
+}
+
+/// Makes `ErrorBody.code` an enum of every code.
+fn list_error_codes(schema: Option<&mut RefOr<Schema>>) {
+    let Some(RefOr::T(Schema::Object(body))) = schema else {
+        panic!("ErrorBody is an object schema in the components");
+    };
+    let mut codes: Vec<&str> = every_error().iter().map(ApiError::code).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    body.properties.insert(
+        "code".into(),
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(codes))
+            .description(Some("A stable code to switch on."))
+            .into(),
+    );
+}
+
+/// Spells out under each error status a route declares which codes it may carry, with their
+/// sentences; then adds the errors any route can answer with where the route declares none.
+fn describe_errors(operation: &mut Operation) {
+    let error_body = || RefOr::from(Ref::from_schema_name(ErrorBody::name()));
+    let mut by_status: BTreeMap<u16, Vec<ApiError>> = BTreeMap::new();
+    for error in every_error() {
+        by_status
+            .entry(error.status().as_u16())
+            .or_default()
+            .push(error);
+    }
+    for (status, response) in &mut operation.responses.responses {
+        let (Ok(status), RefOr::T(response)) = (status.parse::<u16>(), response) else {
+            continue;
+        };
+        // A status declared with an error body may carry any code of that status; one declared
+        // with a body of its own (`/readyz`'s 503) only the errors every route can answer with.
+        let declares_error_body = matches!(
+            response.content.get("application/json"),
+            Some(RefOr::T(content)) if content.schema == Some(error_body())
+        );
+        let errors: Vec<ApiError> = if declares_error_body {
+            by_status.remove(&status).unwrap_or_default()
+        } else {
+            let generic = any_route_errors().into_iter();
+            generic
+                .filter(|error| error.status().as_u16() == status)
+                .collect()
+        };
+        if !errors.is_empty() {
+            response.description = with_codes(&response.description, &errors);
+        }
+    }
+    for error in any_route_errors() {
+        let status = error.status();
+        let response = operation
+            .responses
+            .responses
+            .entry(status.as_str().to_owned())
+            .or_insert_with(|| {
+                let description = status.canonical_reason().unwrap_or_default();
+                ResponseBuilder::new()
+                    .description(with_codes(description, &[error]))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(error_body())).build(),
+                    )
+                    .into()
+            });
+        // A route that declares this status with a body of its own (`/readyz`'s 503) may
+        // still answer it with an error body.
+        if let RefOr::T(response) = response
+            && let Some(RefOr::T(content)) = response.content.get_mut("application/json")
+            && let Some(schema) = content.schema.take()
+        {
+            content.schema = Some(if schema == error_body() {
+                schema
+            } else {
+                OneOfBuilder::new().item(schema).item(error_body()).into()
+            });
+        }
+    }
+}
+
+fn with_codes(description: &str, errors: &[ApiError]) -> String {
+    let codes: Vec<String> = errors
+        .iter()
+        .map(|error| format!("- `{}`: {}", error.code(), error.message()))
+        .collect();
+    format!("{description}. Error codes:\n{}", codes.join("\n"))
+}
+
+/// `routes!` names an operation after its handler; a handler serving several methods
+/// (`/credentials`' GET and POST) gets the method appended on all but the first.
+fn make_operation_ids_unique(document: &mut utoipa::openapi::OpenApi) {
+    let mut seen = HashSet::new();
+    for item in document.paths.paths.values_mut() {
+        for (method, operation) in operations_by_method(item) {
+            if let Some(id) = &mut operation.operation_id
+                && !seen.insert(id.clone())
+            {
+                id.push('_');
+                id.push_str(method);
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    operations_by_method(item).map(|(_, operation)| operation)
+}
+
+fn operations_by_method(
+    item: &mut PathItem,
+) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("options", &mut item.options),
+        ("head", &mut item.head),
+        ("patch", &mut item.patch),
+        ("trace", &mut item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| Some((method, operation.as_mut()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use secrecy::SecretString;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::{Config, DemoSecrets, lookup_from};
+    use crate::http::{AppState, app};
+
+    /// `demo` (static mode, `/metrics` beside the API) and per_user mode with `/metrics` on a
+    /// port of its own: between them, every route is served by one and left out by the other.
+    fn states() -> [AppState; 2] {
+        let secrets = DemoSecrets {
+            jwt_secret: SecretString::from("a-test-secret-that-is-long-enough-0123456789"),
+            sip_username: "demo".into(),
+            sip_password: SecretString::from("pw"),
+        };
+        let demo = Config::demo(lookup_from([]), secrets).unwrap();
+        let per_user = Config::from_lookup(lookup_from([
+            ("SUPABASE_URL", "https://abcd.supabase.co"),
+            ("CREDENTIAL_MODE", "per_user"),
+            ("TELNYX_API_KEY", "KEY-test"),
+            ("TELNYX_WEBRTC_CONNECTION_ID", "1234567890"),
+            ("METRICS_BIND_ADDR", "127.0.0.1:0"),
+        ]))
+        .unwrap();
+        [demo, per_user].map(|config| AppState::from_config(&config).unwrap())
+    }
+
+    fn document_for(state: &AppState) -> utoipa::openapi::OpenApi {
+        complete(super::super::routes(state).split_for_parts().1)
+    }
+
+    /// The paths the router matches. axum has no API to list them, but its `Debug` output
+    /// names each, as `node: Node { paths: {RouteId(1): "/credentials", ...} }`.
+    fn routed_paths(router: &Router) -> BTreeSet<String> {
+        let debug = format!("{router:?}");
+        let marker = "node: Node { paths: {";
+        let start = debug.find(marker).unwrap_or_else(|| {
+            panic!("axum's Debug output no longer lists paths as {marker:?}: {debug}")
+        });
+        let mut rest = &debug[start + marker.len()..];
+        let mut paths = BTreeSet::new();
+        while let Some(entry) = rest.strip_prefix("RouteId(") {
+            let (_, after) = entry.split_once("): \"").expect("RouteId(n): \"path\"");
+            let (path, after) = after.split_once('"').expect("a quoted path");
+            paths.insert(path.to_owned());
+            rest = after.strip_prefix(", ").unwrap_or(after);
+        }
+        assert!(rest.starts_with('}'), "unparsed: {rest}");
+        paths
+    }
+
+    #[test]
+    fn every_routed_path_is_documented_and_every_documented_path_is_routed() {
+        for state in states() {
+            let documented: BTreeSet<String> =
+                document_for(&state).paths.paths.keys().cloned().collect();
+            let routed = routed_paths(&app(state.clone()));
+            assert!(routed.contains("/credentials"), "{routed:?}");
+            assert_eq!(routed.contains("/metrics"), state.metrics_on_api);
+            assert_eq!(
+                routed, documented,
+                "add routes with .routes(routes!(handler)) and document the handler with #[utoipa::path]"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn each_path_answers_exactly_the_documented_methods() {
+        for state in states() {
+            let mut document = document_for(&state);
+            let router = app(state.clone());
+            for (path, item) in &mut document.paths.paths {
+                let documented: BTreeSet<&str> = operations_by_method(item)
+                    .map(|(method, _)| method)
+                    .collect();
+                // Not OPTIONS: the CORS layer answers it on every path, as a preflight.
+                for method in ["get", "post", "put", "patch", "delete"] {
+                    let request = Request::builder()
+                        .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
+                        .uri(path.as_str())
+                        .body(Body::empty())
+                        .unwrap();
+                    let status = router.clone().oneshot(request).await.unwrap().status();
+                    assert_eq!(
+                        status != StatusCode::METHOD_NOT_ALLOWED,
+                        documented.contains(method),
+                        "{} mode: {method} {path} answered {status}",
+                        state.credentials.mode()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn credentials_require_the_bearer_scheme_and_nothing_else_does() {
+        for state in states() {
+            let mut document = document_for(&state);
+            let schemes = &document.components.as_ref().unwrap().security_schemes;
+            assert!(schemes.contains_key(SECURITY_SCHEME));
+            for (path, item) in &mut document.paths.paths {
+                for (method, operation) in operations_by_method(item) {
+                    let names: Vec<String> = serde_json::to_value(&operation.security)
+                        .unwrap()
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|requirement| requirement.as_object().unwrap().keys().cloned())
+                        .collect();
+                    let expected: &[&str] = if path == "/credentials" {
+                        &[SECURITY_SCHEME]
+                    } else {
+                        &[]
+                    };
+                    assert_eq!(names, expected, "{method} {path}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_error_code_is_listed_and_explained_under_its_status() {
+        let [_, per_user] = states();
+        let json: Value = serde_json::to_value(document_for(&per_user)).unwrap();
+        let listed = &json["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"];
+        for method in ["get", "post", "delete"] {
+            let responses = &json["paths"]["/credentials"][method]["responses"];
+            for error in every_error() {
+                assert!(
+                    listed.as_array().unwrap().contains(&error.code().into()),
+                    "{} not in {listed}",
+                    error.code()
+                );
+                let explained = responses[error.status().as_str()]["description"]
+                    .as_str()
+                    .is_some_and(|text| {
+                        text.contains(&format!("`{}`: {}", error.code(), error.message()))
+                    });
+                // Answered by the framework for a path or method that has no operation.
+                let unrouted = matches!(error, ApiError::NotFound | ApiError::MethodNotAllowed);
+                assert!(
+                    explained || unrouted,
+                    "{} is not explained under {method} /credentials {}",
+                    error.code(),
+                    error.status()
+                );
+            }
+        }
+        for probe in ["/healthz", "/readyz"] {
+            let description = json["paths"][probe]["get"]["responses"]["503"]["description"]
+                .as_str()
+                .unwrap();
+            assert!(description.contains("`timeout`"), "{probe}: {description}");
+            assert!(
+                !description.contains("telnyx_unavailable"),
+                "{probe}: {description}"
+            );
+        }
+        let ids: BTreeSet<&str> = ["get", "post", "delete"]
+            .iter()
+            .map(|method| {
+                json["paths"]["/credentials"][method]["operationId"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ids.len(), 3, "operation ids are unique: {ids:?}");
+    }
+
+    #[tokio::test]
+    async fn the_document_is_served_as_openapi_3_1_json() {
+        for state in states() {
+            let request = Request::get("/openapi.json").body(Body::empty()).unwrap();
+            let response = app(state.clone()).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let served: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(served["openapi"], "3.1.0");
+            assert_eq!(served, serde_json::to_value(document_for(&state)).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_credential_schema_has_each_secret_as_optional() {
+        let json: Value = serde_json::to_value(document_for(&states()[0])).unwrap();
+        let schema = &json["components"]["schemas"]["WebRTCCredential"];
+        let properties: BTreeSet<&String> =
+            schema["properties"].as_object().unwrap().keys().collect();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| name.as_str().unwrap())
+            .collect();
+        for secret in ["password", "login_token"] {
+            assert!(properties.contains(&secret.to_owned()), "{properties:?}");
+            assert!(!required.contains(&secret), "{secret} is per mode");
+        }
+        for name in ["username", "expires_at", "sip_uri", "ice_servers"] {
+            assert!(required.contains(&name), "{name} in {required:?}");
+        }
+    }
+}
