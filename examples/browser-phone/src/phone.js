@@ -49,12 +49,22 @@ async function start() {
   await client.connect();
 }
 
+/** How long to wait before asking again when the service still hands out the expiring token. */
+const RENEW_RETRY_MS = 5_000;
+
 /**
  * The SDK warns before a login token expires; a fresh credential from the service, sent on the
- * open connection, keeps the client registered without dropping it.
+ * open connection, keeps the client registered without dropping it. The service renews a
+ * token some time before it expires (TOKEN_REFRESH_MARGIN_SECS); asked earlier, it answers with
+ * the same token, and then the page asks again a little later rather than logging in with it.
  */
 async function renewLogin(client, tokens) {
+  const expiring = client.options.login_token;
   const credential = await fetchCredential(tokens);
+  if (credential.login_token && credential.login_token === expiring) {
+    setTimeout(() => renewLogin(client, tokens).catch((error) => show("error", error.message)), RENEW_RETRY_MS);
+    return;
+  }
   await client.login({ creds: loginOptions(credential) });
 }
 

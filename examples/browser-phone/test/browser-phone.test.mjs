@@ -1,6 +1,6 @@
-// The browser phone end to end: the page on one loopback origin, the real service (`demo`) on
-// another, so the browser makes a real CORS preflight; Chromium runs the real @telnyx/webrtc
-// SDK, whose signaling socket Playwright answers as Telnyx would.
+// The browser phone end to end in static mode: the page on one loopback origin, the real
+// service (`demo`) on another, so the browser makes a real CORS preflight; Chromium runs the
+// real @telnyx/webrtc SDK, whose signaling socket Playwright answers as Telnyx would.
 
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -8,17 +8,13 @@ import { after, before, test } from "node:test";
 
 import {
   ARTIFACTS_DIR,
-  FakeTelnyxSignaling,
+  LOOPBACK_ICE,
   launchChromium,
+  openPhone,
   servePage,
   startService,
+  statusWhen,
 } from "./harness.mjs";
-
-/** ICE servers on loopback, so a call's ICE gathering sends nothing off the machine. */
-const LOOPBACK_ICE = {
-  TELNYX_STUN_URLS: "stun:127.0.0.1:3478",
-  TELNYX_TURN_URLS: "turn:127.0.0.1:3478?transport=udp",
-};
 
 let page;
 let foreignPage;
@@ -42,42 +38,6 @@ after(async () => {
   await service?.stop();
   await Promise.all([page?.close(), foreignPage?.close()]);
 });
-
-/**
- * Opens the phone on `origin` with `fragment`, behind a stand-in for Telnyx's signaling server.
- * Requests for anything but loopback (which Chromium cannot resolve here) land in `strays`.
- * No `route()`: with request interception on, Playwright answers CORS preflights itself.
- */
-async function openPhone(origin, fragment) {
-  const context = await browser.newContext();
-  const tab = await context.newPage();
-  const strays = [];
-  context.on("request", (request) => {
-    if (new URL(request.url()).hostname !== "127.0.0.1") strays.push(request.url());
-  });
-  const signaling = new FakeTelnyxSignaling();
-  await signaling.attach(tab);
-  // What the page hands RTCPeerConnection, recorded before any page script runs.
-  await tab.addInitScript(() => {
-    window.peerConnectionConfigs = [];
-    const Original = window.RTCPeerConnection;
-    window.RTCPeerConnection = function (config, ...rest) {
-      window.peerConnectionConfigs.push(JSON.parse(JSON.stringify(config ?? {})));
-      return new Original(config, ...rest);
-    };
-    window.RTCPeerConnection.prototype = Original.prototype;
-  });
-  const consoleLines = [];
-  tab.on("console", (message) => consoleLines.push(message.text()));
-  await tab.goto(`${origin}/#${fragment}`);
-  return { tab, signaling, strays, consoleLines, close: () => context.close() };
-}
-
-async function status(tab, state) {
-  const output = tab.locator(`#status[data-state="${state}"]`);
-  await output.waitFor({ timeout: 20_000 });
-  return output.textContent();
-}
 
 /** What the service answers a bearer token, fetched outside the browser. */
 async function serviceAnswer(token) {
@@ -105,14 +65,14 @@ test("the SDK logs in with the credential the service issued, and the phone gets
   const token = new URLSearchParams(demoLink.hash.slice(1)).get("access_token");
   const { body } = await serviceAnswer(token);
   const issued = body.credential;
-  const phone = await openPhone(page.origin, demoLink.hash.slice(1));
+  const phone = await openPhone(browser, page.origin, demoLink.hash.slice(1));
   try {
     const login = await phone.signaling.nthLogin(1);
     assert.equal(login.login, issued.username);
     assert.equal(login.passwd, issued.password);
     assert.equal(login.login_token, undefined);
 
-    assert.equal(await status(phone.tab, "ready"), "Ready");
+    assert.equal(await statusWhen(phone.tab, "ready"), "Ready");
     assert.ok(await phone.tab.locator("#call").isEnabled(), "Start Call is enabled when ready");
     assert.equal(new URL(phone.tab.url()).hash, "", "the token is taken out of the address bar");
     // Authorization makes the request non-simple: the browser asked first.
@@ -149,9 +109,9 @@ test("a rejected token shows the service's own sentence", async () => {
   assert.equal(refusal.status, 401);
   assert.equal(refusal.body.code, "invalid_token");
 
-  const phone = await openPhone(page.origin, `api=${service.url}&access_token=${forged}`);
+  const phone = await openPhone(browser, page.origin, `api=${service.url}&access_token=${forged}`);
   try {
-    assert.equal(await status(phone.tab, "error"), refusal.body.error);
+    assert.equal(await statusWhen(phone.tab, "error"), refusal.body.error);
     assert.ok(await phone.tab.locator("#call").isDisabled());
     assert.equal(phone.signaling.logins.length, 0);
   } finally {
@@ -161,9 +121,9 @@ test("a rejected token shows the service's own sentence", async () => {
 
 test("a page on an origin the service does not list is refused by the browser", async () => {
   const before = requestsSeen().length;
-  const phone = await openPhone(foreignPage.origin, demoLink.hash.slice(1));
+  const phone = await openPhone(browser, foreignPage.origin, demoLink.hash.slice(1));
   try {
-    const text = await status(phone.tab, "error");
+    const text = await statusWhen(phone.tab, "error");
     assert.match(text, /^Cannot reach the credentials service at /);
     assert.ok(text.includes(foreignPage.origin), text);
     assert.ok(await phone.tab.locator("#call").isDisabled());

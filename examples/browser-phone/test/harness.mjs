@@ -1,10 +1,8 @@
 // The end-to-end harness: the real service binary, the page on its own loopback origin, Debian's
-// Chromium driven by playwright-core, and a stand-in for Telnyx's signaling server.
+// Chromium driven by playwright-core, and a stand-in for Telnyx's signaling server. The
+// providers the service itself calls in per_user mode are in fake-providers.mjs.
 //
 // Everything runs on 127.0.0.1; Chromium starts with the flags that keep it off the network.
-// A per_user case adds a fake Telnyx API (an http server on 127.0.0.1:0) and starts the service
-// with `startService(["serve"], { CREDENTIAL_MODE: "per_user", ... })`; the signaling stand-in
-// already records `login_token` logins.
 
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -16,6 +14,7 @@ import * as esbuild from "esbuild";
 import { chromium } from "playwright-core";
 
 import { PUBLIC_DIR, buildOptions } from "../build.mjs";
+import { startFakeSupabase, startFakeTelnyx, supabaseAccessToken } from "./fake-providers.mjs";
 
 const repository = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -27,6 +26,12 @@ const SERVICE_BINARY =
 
 /** Every wait is bounded, so a broken build fails the test instead of hanging CI. */
 const STARTUP_TIMEOUT_MS = 20_000;
+
+/** ICE servers on loopback, so a call's ICE gathering sends nothing off the machine. */
+export const LOOPBACK_ICE = {
+  TELNYX_STUN_URLS: "stun:127.0.0.1:3478",
+  TELNYX_TURN_URLS: "turn:127.0.0.1:3478?transport=udp",
+};
 
 /** The chromium flags of the machine notes: headless, and nothing that reaches the internet. */
 const CHROMIUM_ARGS = [
@@ -130,6 +135,37 @@ export async function startService(args, env) {
   return service;
 }
 
+/**
+ * The service in per_user mode (`serve`) against local Supabase and Telnyx stand-ins, plus
+ * `env`. `tokenLifetimes` goes to the Telnyx stand-in. `accessToken()` signs in a new user.
+ */
+export async function startPerUserService({ tokenLifetimes, env = {} } = {}) {
+  const secret = "e2e-only-legacy-jwt-secret-0123456789abcdef";
+  const [supabase, telnyx] = await Promise.all([
+    startFakeSupabase(),
+    startFakeTelnyx({ tokenLifetimes }),
+  ]);
+  const service = await startService(["serve"], {
+    SUPABASE_URL: supabase.url,
+    SUPABASE_JWT_SECRET: secret,
+    CREDENTIAL_MODE: "per_user",
+    TELNYX_API_KEY: "KEY-test",
+    TELNYX_API_BASE_URL: `${telnyx.url}/v2`,
+    TELNYX_WEBRTC_CONNECTION_ID: "1234567890",
+    ...env,
+  });
+  return {
+    url: service.url,
+    telnyx,
+    accessToken: () => supabaseAccessToken({ supabaseUrl: supabase.url, secret }),
+    async stop() {
+      await service.stop();
+      supabase.close();
+      telnyx.close();
+    },
+  };
+}
+
 /** Debian's Chromium, headless, through playwright-core (which downloads no browser). */
 export function launchChromium() {
   return chromium.launch({
@@ -138,6 +174,44 @@ export function launchChromium() {
     args: CHROMIUM_ARGS,
     timeout: STARTUP_TIMEOUT_MS,
   });
+}
+
+/**
+ * Opens the phone on `origin` with `fragment` in a fresh browser context, behind a stand-in for
+ * Telnyx's signaling server. Requests for anything but loopback (which Chromium cannot resolve
+ * here) land in `strays`. No `route()`: with request interception on, Playwright answers CORS
+ * preflights itself, and the preflight must be the service's.
+ */
+export async function openPhone(browser, origin, fragment) {
+  const context = await browser.newContext();
+  const tab = await context.newPage();
+  const strays = [];
+  context.on("request", (request) => {
+    if (new URL(request.url()).hostname !== "127.0.0.1") strays.push(request.url());
+  });
+  const signaling = new FakeTelnyxSignaling();
+  await signaling.attach(tab);
+  // What the page hands RTCPeerConnection, recorded before any page script runs.
+  await tab.addInitScript(() => {
+    window.peerConnectionConfigs = [];
+    const Original = window.RTCPeerConnection;
+    window.RTCPeerConnection = function (config, ...rest) {
+      window.peerConnectionConfigs.push(JSON.parse(JSON.stringify(config ?? {})));
+      return new Original(config, ...rest);
+    };
+    window.RTCPeerConnection.prototype = Original.prototype;
+  });
+  const consoleLines = [];
+  tab.on("console", (message) => consoleLines.push(message.text()));
+  await tab.goto(`${origin}/#${fragment}`);
+  return { tab, signaling, strays, consoleLines, close: () => context.close() };
+}
+
+/** The status text once the page is in `state` (loading, ready, calling, error). */
+export async function statusWhen(tab, state) {
+  const output = tab.locator(`#status[data-state="${state}"]`);
+  await output.waitFor({ timeout: STARTUP_TIMEOUT_MS });
+  return output.textContent();
 }
 
 /**
