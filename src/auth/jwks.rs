@@ -26,11 +26,18 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 pub struct KeySet {
     keys: HashMap<String, Arc<VerificationKey>>,
     fetched_at: Option<Instant>,
+    generation: u64,
 }
 
 impl KeySet {
     pub fn get(&self, kid: &str) -> Option<Arc<VerificationKey>> {
         self.keys.get(kid).cloned()
+    }
+
+    /// Counts successful fetches: 0 before the first. A cached verification is only as good as
+    /// the key set it was made against (see `auth::cache`).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 }
 
@@ -176,7 +183,9 @@ impl KeyStore {
         crate::metrics::jwks_fetched(outcome.is_ok());
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match outcome {
-            Ok(keys) => {
+            Ok(mut keys) => {
+                // Under the fetch lock: generations only grow.
+                keys.generation = self.snapshot().generation + 1;
                 if keys.keys.is_empty() {
                     tracing::warn!(url = %self.url, "the JWKS holds no usable signing keys: only HS256 tokens (SUPABASE_JWT_SECRET) can be verified");
                 } else {
@@ -240,6 +249,7 @@ impl KeyStore {
         Ok(KeySet {
             keys,
             fetched_at: Some(Instant::now()),
+            generation: 0, // numbered by fetch_locked, which orders fetches
         })
     }
 }

@@ -5,6 +5,7 @@
 //! header is read for two things only: `kid`, as a map key, and `alg`, to tell a legacy HS256
 //! token from an asymmetric one before a key is chosen; the chosen key then pins the algorithm.
 
+pub mod cache;
 pub mod claims;
 pub mod jwks;
 pub mod policy;
@@ -16,8 +17,9 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 
+use cache::{TokenDigest, VerifiedTokens};
 pub use claims::SupabaseClaims;
-use jwks::KeyStore;
+use jwks::{KeySet, KeyStore};
 pub use policy::{AccessPolicy, PolicyRefusal};
 pub use session::{SessionCheck, SessionRefusal};
 
@@ -94,6 +96,8 @@ pub struct VerificationKey {
 pub struct TokenVerifier {
     shared_secret: Option<Arc<VerificationKey>>,
     key_store: Option<Arc<KeyStore>>,
+    /// `None` when `TOKEN_CACHE_ENTRIES` is 0: every token is then verified in full.
+    verified: Option<VerifiedTokens>,
 }
 
 impl TokenVerifier {
@@ -112,9 +116,12 @@ impl TokenVerifier {
                 rules.key(algorithm, key)
             }))
         });
+        let verified = (config.token_cache_entries > 0)
+            .then(|| VerifiedTokens::new(config.token_cache_entries));
         Self {
             shared_secret,
             key_store,
+            verified,
         }
     }
 
@@ -128,11 +135,43 @@ impl TokenVerifier {
         self.key_store.as_ref()
     }
 
-    /// Checks signature and claims; says nothing yet about whether the user may have a phone.
-    pub async fn verify(&self, token: &str) -> Result<SupabaseClaims, TokenRejection> {
+    /// The cache of verified tokens, unless `TOKEN_CACHE_ENTRIES` turned it off.
+    pub fn token_cache(&self) -> Option<&VerifiedTokens> {
+        self.verified.as_ref()
+    }
+
+    /// Checks signature and claims, or finds the token verified before against the same keys
+    /// and not yet expired; says nothing yet about whether the user may have a phone.
+    pub async fn verify(&self, token: &str) -> Result<Arc<SupabaseClaims>, TokenRejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRejection::TooLarge);
         }
+        // Read once, before verifying: a fetch that lands meanwhile makes the entry stored
+        // below stale at once, which costs one more full check and never a wrong answer.
+        let keys = self.key_store.as_ref().map(|store| store.snapshot());
+        let key_set = keys.as_ref().map_or(0, |keys| keys.generation());
+        let Some(cache) = &self.verified else {
+            return self
+                .verify_fully(token, keys.as_deref())
+                .await
+                .map(Arc::new);
+        };
+        let digest = TokenDigest::of(token);
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(claims) = cache.get(&digest, key_set, now) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.verify_fully(token, keys.as_deref()).await?);
+        cache.insert(digest, claims.clone(), key_set, now);
+        Ok(claims)
+    }
+
+    /// The whole check: form, header, key, signature, claims.
+    async fn verify_fully(
+        &self,
+        token: &str,
+        keys: Option<&KeySet>,
+    ) -> Result<SupabaseClaims, TokenRejection> {
         // A JWE has five parts and a detached or unsecured JWS has an empty last one; neither
         // is a Supabase access token.
         let mut parts = token.split('.');
@@ -149,7 +188,7 @@ impl TokenVerifier {
         // Unverified: read only to pick the key, as the module documentation explains.
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
         refuse_untrusted_header_fields(&header)?;
-        let key = self.key_for(&header).await?;
+        let key = self.key_for(&header, keys).await?;
         let claims =
             jsonwebtoken::decode::<SupabaseClaims>(token, &key.decoding_key, &key.validation)
                 .map_err(|error| rejection_for(error.into_kind()))?
@@ -160,12 +199,16 @@ impl TokenVerifier {
         Ok(claims)
     }
 
-    async fn key_for(&self, header: &Header) -> Result<Arc<VerificationKey>, TokenRejection> {
+    async fn key_for(
+        &self,
+        header: &Header,
+        keys: Option<&KeySet>,
+    ) -> Result<Arc<VerificationKey>, TokenRejection> {
         let known_asymmetric_key = header
             .kid
             .as_deref()
-            .zip(self.key_store.as_ref())
-            .and_then(|(kid, store)| store.snapshot().get(kid));
+            .zip(keys)
+            .and_then(|(kid, keys)| keys.get(kid));
         if let Some(key) = known_asymmetric_key {
             return Ok(key);
         }

@@ -18,7 +18,8 @@ use crate::ratelimit::RateLimits;
 /// came from (for the audit trail).
 #[derive(Debug, Clone)]
 pub struct AuthenticatedUser {
-    pub claims: SupabaseClaims,
+    /// Shared with the token cache.
+    pub claims: Arc<SupabaseClaims>,
     pub client_addr: ClientAddr,
     pub request_id: String,
 }
