@@ -26,18 +26,11 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 pub struct KeySet {
     keys: HashMap<String, Arc<VerificationKey>>,
     fetched_at: Option<Instant>,
-    generation: u64,
 }
 
 impl KeySet {
     pub fn get(&self, kid: &str) -> Option<Arc<VerificationKey>> {
         self.keys.get(kid).cloned()
-    }
-
-    /// Counts successful fetches: 0 before the first. A cached verification is only as good as
-    /// the key set it was made against (see `auth::cache`).
-    pub fn generation(&self) -> u64 {
-        self.generation
     }
 }
 
@@ -86,6 +79,8 @@ pub struct KeyStore {
     attempts: AtomicU64,
     /// Whether the latest finished fetch succeeded, for callers that shared it.
     last_fetch_succeeded: AtomicBool,
+    /// Counts successful fetches; see [`KeyStore::generation`].
+    generation: AtomicU64,
 }
 
 impl KeyStore {
@@ -106,6 +101,7 @@ impl KeyStore {
             fetching: tokio::sync::Mutex::new(None),
             attempts: AtomicU64::new(0),
             last_fetch_succeeded: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -118,6 +114,15 @@ impl KeyStore {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// Which key set is current: 0 before the first successful fetch, then one more with each.
+    /// It changes only after the new keys are in place, so whoever reads generation `g` and
+    /// then looks a key up gets a key from generation `g` or later. A cached verification is
+    /// only as good as its key set (see `auth::cache`), and a lock-free read keeps the cache's
+    /// hits off the key set's lock.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn status(&self) -> KeyStoreStatus {
@@ -183,9 +188,7 @@ impl KeyStore {
         crate::metrics::jwks_fetched(outcome.is_ok());
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match outcome {
-            Ok(mut keys) => {
-                // Under the fetch lock: generations only grow.
-                keys.generation = self.snapshot().generation + 1;
+            Ok(keys) => {
                 if keys.keys.is_empty() {
                     tracing::warn!(url = %self.url, "the JWKS holds no usable signing keys: only HS256 tokens (SUPABASE_JWT_SECRET) can be verified");
                 } else {
@@ -195,6 +198,7 @@ impl KeyStore {
                     .current
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
+                self.generation.fetch_add(1, Ordering::Release);
                 Ok(())
             }
             Err(error) => {
@@ -249,7 +253,6 @@ impl KeyStore {
         Ok(KeySet {
             keys,
             fetched_at: Some(Instant::now()),
-            generation: 0, // numbered by fetch_locked, which orders fetches
         })
     }
 }

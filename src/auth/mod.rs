@@ -19,7 +19,7 @@ use secrecy::ExposeSecret;
 
 use cache::{TokenDigest, VerifiedTokens};
 pub use claims::SupabaseClaims;
-use jwks::{KeySet, KeyStore};
+use jwks::KeyStore;
 pub use policy::{AccessPolicy, PolicyRefusal};
 pub use session::{SessionCheck, SessionRefusal};
 
@@ -146,32 +146,28 @@ impl TokenVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRejection::TooLarge);
         }
-        // Read once, before verifying: a fetch that lands meanwhile makes the entry stored
-        // below stale at once, which costs one more full check and never a wrong answer.
-        let keys = self.key_store.as_ref().map(|store| store.snapshot());
-        let key_set = keys.as_ref().map_or(0, |keys| keys.generation());
         let Some(cache) = &self.verified else {
-            return self
-                .verify_fully(token, keys.as_deref())
-                .await
-                .map(Arc::new);
+            return self.verify_fully(token).await.map(Arc::new);
         };
+        // Read before verifying, so the keys used are of this generation or later: a fetch
+        // that lands meanwhile makes the entry stored below stale at once, which costs one
+        // more full check and never a wrong answer.
+        let key_set = self
+            .key_store
+            .as_ref()
+            .map_or(0, |store| store.generation());
         let digest = TokenDigest::of(token);
         let now = jsonwebtoken::get_current_timestamp();
         if let Some(claims) = cache.get(&digest, key_set, now) {
             return Ok(claims);
         }
-        let claims = Arc::new(self.verify_fully(token, keys.as_deref()).await?);
+        let claims = Arc::new(self.verify_fully(token).await?);
         cache.insert(digest, claims.clone(), key_set, now);
         Ok(claims)
     }
 
     /// The whole check: form, header, key, signature, claims.
-    async fn verify_fully(
-        &self,
-        token: &str,
-        keys: Option<&KeySet>,
-    ) -> Result<SupabaseClaims, TokenRejection> {
+    async fn verify_fully(&self, token: &str) -> Result<SupabaseClaims, TokenRejection> {
         // A JWE has five parts and a detached or unsecured JWS has an empty last one; neither
         // is a Supabase access token.
         let mut parts = token.split('.');
@@ -188,7 +184,7 @@ impl TokenVerifier {
         // Unverified: read only to pick the key, as the module documentation explains.
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
         refuse_untrusted_header_fields(&header)?;
-        let key = self.key_for(&header, keys).await?;
+        let key = self.key_for(&header).await?;
         let claims =
             jsonwebtoken::decode::<SupabaseClaims>(token, &key.decoding_key, &key.validation)
                 .map_err(|error| rejection_for(error.into_kind()))?
@@ -199,16 +195,12 @@ impl TokenVerifier {
         Ok(claims)
     }
 
-    async fn key_for(
-        &self,
-        header: &Header,
-        keys: Option<&KeySet>,
-    ) -> Result<Arc<VerificationKey>, TokenRejection> {
+    async fn key_for(&self, header: &Header) -> Result<Arc<VerificationKey>, TokenRejection> {
         let known_asymmetric_key = header
             .kid
             .as_deref()
-            .zip(keys)
-            .and_then(|(kid, keys)| keys.get(kid));
+            .zip(self.key_store.as_ref())
+            .and_then(|(kid, store)| store.snapshot().get(kid));
         if let Some(key) = known_asymmetric_key {
             return Ok(key);
         }
