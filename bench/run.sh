@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The load benchmark (issue 3): builds the release binary, starts it against a local JWKS on
+# loopback, drives it with wrk and prints, for each scenario, requests/s, p50/p99 latency,
+# non-2xx answers, the ratio to the same run's /healthz, and the servers' peak resident memory.
+#
+# Scenarios run in rounds (every scenario once per round, /healthz first), and the table shows
+# each scenario's median over the rounds; the ratio is the median of its per-round ratios to
+# that round's /healthz, so a machine that gets busier or quieter during the run skews little.
+#
+# Usage: bench/run.sh                  (about 3 minutes after the build)
+#   BENCH_ROUNDS=5       rounds
+#   BENCH_DURATION=3     seconds of measured load per scenario and round,
+#   BENCH_WARMUP=1       after this many seconds of unmeasured load
+#   BENCH_CONNECTIONS=32
+#   BENCH_THREADS=2      wrk threads
+# Everything it writes goes to bench/out/; the table is also in bench/out/results.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/bench/out
+ROUNDS=${BENCH_ROUNDS:-5}
+DURATION=${BENCH_DURATION:-3}
+WARMUP=${BENCH_WARMUP:-1}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-2}
+BINARY=$ROOT/target/release/telnyx-webrtc-credentials
+
+fail() { echo "error: $*" >&2; exit 1; }
+
+if ! command -v wrk >/dev/null; then
+  echo "--- installing wrk (Debian package)"
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null
+fi
+
+echo "--- building the release binary and the benchmark fixture"
+# The fixture is a bench target (benches/load_fixture.rs): cargo names its file, so ask cargo.
+FIXTURE=$(cargo build --release --locked --bin telnyx-webrtc-credentials --bench load_fixture \
+  --message-format=json-render-diagnostics |
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "load_fixture":
+        print(message["executable"])')
+[ -x "$FIXTURE" ] || fail "the benchmark fixture did not build"
+
+rm -rf "$OUT" && mkdir -p "$OUT/fixture"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+wait_for() { # wait_for <description> <command...>: up to 30 s
+  local what=$1; shift
+  for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  fail "$what did not happen within 30 s; see $OUT"
+}
+
+"$FIXTURE" "$OUT/fixture" 1000 >"$OUT/fixture.log" 2>&1 &
+PIDS+=($!)
+wait_for "the fixture writing its tokens" test -f "$OUT/fixture/ready"
+
+declare -A PORT SERVER_PID
+# start_server <name> [NAME=value ...]: the service with the fixture's environment plus these
+# overrides. It runs in bench/out, so a developer's .env is not read, and logs at the default
+# level (RUST_LOG=info: a line per request, part of what is measured) to /dev/null.
+start_server() {
+  local name=$1; shift
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  (cd "$OUT" && exec env $(cat fixture/server.env) BIND_ADDR="127.0.0.1:$port" "$@" "$BINARY" serve \
+    >/dev/null 2>"$OUT/server-$name.stderr") &
+  SERVER_PID[$name]=$!
+  PORT[$name]=$port
+  PIDS+=("$!")
+  wait_for "the $name server becoming ready" curl -fsS "http://127.0.0.1:$port/readyz"
+}
+
+# The servers, then the scenarios: "label|server|path|token file|what the first answer contains".
+# To add a scenario, add a line (and, for other settings, a server).
+start_server cached
+start_server uncached TOKEN_CACHE_ENTRIES=0
+SCENARIOS=(
+  '/healthz (baseline)|cached|/healthz|es256-users.txt|"status":"ok"'
+  'HS256, 1,000 distinct users|cached|/credentials|hs256-users.txt|"success":true'
+  'ES256, 1,000 distinct users|cached|/credentials|es256-users.txt|"success":true'
+  'ES256, one token repeated|cached|/credentials|es256-one.txt|"success":true'
+  'HS256, 1,000 distinct users, cache off|uncached|/credentials|hs256-users.txt|"success":true'
+  'ES256, 1,000 distinct users, cache off|uncached|/credentials|es256-users.txt|"success":true'
+)
+
+RESULTS=$OUT/results.tsv
+: >"$RESULTS"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "--- load: $ROUNDS rounds; per scenario ${WARMUP}s warm-up + ${DURATION}s measured, $CONNECTIONS connections, $THREADS wrk threads"
+for round in $(seq "$ROUNDS"); do
+  for scenario in "${SCENARIOS[@]}"; do
+    IFS='|' read -r label server path tokens expect <<<"$scenario"
+    url="http://127.0.0.1:${PORT[$server]}$path"
+    tokens=$OUT/fixture/$tokens
+    # A broken set-up must not look fast: a request has to succeed before the load starts, and
+    # every non-2xx answer during it is counted.
+    body=$(curl -fsS -H "Authorization: Bearer $(head -n1 "$tokens")" "$url") ||
+      fail "$label: $url did not answer 2xx"
+    [[ $body == *"$expect"* ]] || fail "$label: the answer lacks $expect: $body"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$url" -- "$tokens" >/dev/null
+    log=$OUT/wrk-round$round-${label//[^A-Za-z0-9]/_}.txt
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua "$url" -- "$tokens" >"$log"
+    result=$(grep '^RESULT ' "$log") || fail "$label: wrk printed no RESULT; see $log"
+    printf '%s\t%s\t%s\n' "$round" "$label" "${result#RESULT }" >>"$RESULTS"
+    echo "    round $round, $label: ${result#RESULT }"
+  done
+done
+
+peak_rss_mib() {
+  awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${SERVER_PID[$1]}/status"
+}
+RSS="$(peak_rss_mib cached) MiB with the token cache (default TOKEN_CACHE_ENTRIES, about 2,000 tokens held), $(peak_rss_mib uncached) MiB with it off"
+
+{
+  echo
+  echo "Machine: $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(free -g | awk '/^Mem:/ { print $2 }') GiB, $(uname -sr)"
+  echo "Load: wrk on the same machine, $THREADS threads, $CONNECTIONS connections; $ROUNDS rounds of ${DURATION}s per scenario after ${WARMUP}s warm-up"
+  echo "Load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
+  echo
+  awk -F'\t' -v rounds="$ROUNDS" '
+    function median(list,   n, values, i, j, swap) {
+      n = split(list, values, " ")
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+        if (values[j] + 0 < values[i] + 0) { swap = values[i]; values[i] = values[j]; values[j] = swap }
+      return n % 2 ? values[(n + 1) / 2] : (values[n / 2] + values[n / 2 + 1]) / 2
+    }
+    {
+      round = $1; label = $2
+      if (!(label in seen)) { seen[label] = 1; order[++count] = label }
+      n = split($3, fields, " ")
+      for (i = 1; i <= n; i++) { split(fields[i], kv, "="); value[kv[1]] = kv[2] }
+      rps = value["requests"] / (value["duration_us"] / 1e6)
+      if (label == order[1]) baseline[round] = rps
+      all_rps[label] = all_rps[label] " " rps
+      ratios[label] = ratios[label] " " rps / baseline[round]
+      p50[label] = p50[label] " " value["p50_us"] / 1000
+      p99[label] = p99[label] " " value["p99_us"] / 1000
+      non2xx[label] += value["non2xx"]
+      sockets[label] += value["connect"] + value["read"] + value["write"] + value["timeout"]
+      per_round[label] = per_round[label] sprintf("%s%.0f", per_round[label] == "" ? "" : " / ", rps)
+    }
+    END {
+      printf "| %-38s | %7s | %6s | %6s | %7s | %6s | %10s | %s |\n", "scenario", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket", "÷ /healthz", "req/s in each round"
+      printf "|%s|%s|%s|%s|%s|%s|%s|%s|\n", "----------------------------------------", "--------:", "-------:", "-------:", "--------:", "-------:", "-----------:", "---"
+      for (i = 1; i <= count; i++) {
+        label = order[i]
+        printf "| %-38s | %7.0f | %6.2f | %6.2f | %7d | %6d | %9.2fx | %s |\n", label, median(all_rps[label]), median(p50[label]), median(p99[label]), non2xx[label], sockets[label], median(ratios[label]), per_round[label]
+      }
+      print ""
+      print "req/s, p50 and p99 are medians over the rounds; ÷ /healthz is the median of each round'"'"'s ratio to that round'"'"'s /healthz."
+      print "non-2xx counts answers with status 400 or more over all rounds (the service sends no 1xx or 3xx); socket counts connect, read, write and timeout errors."
+    }' "$RESULTS"
+  echo "Peak resident memory (VmHWM): $RSS."
+} | tee "$OUT/results.txt"
