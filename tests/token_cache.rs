@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::future::join_all;
-use serde_json::json;
+use serde_json::{Value, json};
 use telnyx_webrtc_credentials::auth::{TokenRejection, TokenVerifier};
 use telnyx_webrtc_credentials::config::{Config, lookup_from};
 
@@ -26,6 +26,13 @@ async fn verifier(supabase: &FakeSupabase, extra: &[(&'static str, &str)]) -> To
     let verifier = TokenVerifier::new(&config.auth);
     assert!(verifier.key_store().unwrap().refresh().await);
     verifier
+}
+
+/// A signed-in user's ES256 token, with claim `name` set to `value`.
+fn es256_token_with(supabase: &FakeSupabase, name: &str, value: Value) -> String {
+    let mut claims = user_claims(&supabase.issuer());
+    claims[name] = value;
+    keys().es256.sign(&claims)
 }
 
 fn hits(verifier: &TokenVerifier) -> u64 {
@@ -61,10 +68,8 @@ async fn a_repeated_token_is_answered_from_the_cache() {
 async fn a_cached_token_is_refused_once_its_exp_passes() {
     let supabase = FakeSupabase::start(&[&keys().es256]).await;
     let verifier = verifier(&supabase, &[("JWT_LEEWAY_SECS", "0")]).await;
-    let mut claims = user_claims(&supabase.issuer());
     let exp = now_secs() + 1;
-    claims["exp"] = json!(exp);
-    let token = keys().es256.sign(&claims);
+    let token = es256_token_with(&supabase, "exp", json!(exp));
     verifier.verify(&token).await.unwrap();
     verifier.verify(&token).await.unwrap();
     assert_eq!(hits(&verifier), 1, "cached while valid");
@@ -127,10 +132,8 @@ async fn a_cached_hs256_token_is_refused_once_a_jwks_key_takes_its_kid() {
 async fn a_refusal_is_not_remembered() {
     let supabase = FakeSupabase::start(&[&keys().es256]).await;
     let verifier = verifier(&supabase, &[("JWT_LEEWAY_SECS", "0")]).await;
-    let mut claims = user_claims(&supabase.issuer());
     let nbf = now_secs() + 1;
-    claims["nbf"] = json!(nbf);
-    let token = keys().es256.sign(&claims);
+    let token = es256_token_with(&supabase, "nbf", json!(nbf));
     assert_eq!(
         verifier.verify(&token).await.unwrap_err(),
         TokenRejection::NotYetValid
@@ -169,11 +172,7 @@ async fn concurrent_requests_share_the_cache_safely() {
     let supabase = FakeSupabase::start(&[&keys().es256]).await;
     let verifier = Arc::new(verifier(&supabase, &[]).await);
     let tokens: Vec<String> = (0..8)
-        .map(|user| {
-            let mut claims = user_claims(&supabase.issuer());
-            claims["sub"] = json!(format!("user-{user}"));
-            keys().es256.sign(&claims)
-        })
+        .map(|user| es256_token_with(&supabase, "sub", json!(format!("user-{user}"))))
         .collect();
     let tasks = (0..200).map(|n| {
         let verifier = verifier.clone();
