@@ -80,7 +80,7 @@ start_server() {
 # The servers, then the scenarios: "label|server|path|token file|what the first answer contains".
 # To add a scenario, add a line (and, for other settings, a server).
 start_server cached
-start_server uncached TOKEN_CACHE_ENTRIES=0
+start_server uncached ACCESS_TOKEN_CACHE_ENTRIES=0
 SCENARIOS=(
   '/healthz (baseline)|cached|/healthz|es256-users.txt|"status":"ok"'
   'HS256, 1,000 distinct users|cached|/credentials|hs256-users.txt|"success":true'
@@ -116,7 +116,7 @@ done
 peak_rss_mib() {
   awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${SERVER_PID[$1]}/status"
 }
-RSS="$(peak_rss_mib cached) MiB with the token cache (default TOKEN_CACHE_ENTRIES, about 2,000 tokens held), $(peak_rss_mib uncached) MiB with it off"
+RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE_ENTRIES, about 2,000 tokens held), $(peak_rss_mib uncached) MiB with it off"
 
 {
   echo

@@ -41,7 +41,7 @@ fn fixture() -> Fixture {
     let supabase = runtime.block_on(FakeSupabase::start(&[&es256, &rs256]));
     let verifier = |cache_entries: &str| {
         let mut env = test_env(&supabase.url);
-        env.push(("TOKEN_CACHE_ENTRIES", cache_entries.to_owned()));
+        env.push(("ACCESS_TOKEN_CACHE_ENTRIES", cache_entries.to_owned()));
         let config =
             Config::from_lookup(lookup_from(env.iter().map(|(k, v)| (*k, v.as_str())))).unwrap();
         let verifier = TokenVerifier::new(&config.auth);

@@ -145,7 +145,7 @@ async fn a_refusal_is_not_remembered() {
 #[tokio::test]
 async fn the_cache_holds_at_most_its_configured_size() {
     let supabase = FakeSupabase::start(&[&keys().es256]).await;
-    let verifier = verifier(&supabase, &[("TOKEN_CACHE_ENTRIES", "100")]).await;
+    let verifier = verifier(&supabase, &[("ACCESS_TOKEN_CACHE_ENTRIES", "100")]).await;
     let cache = verifier.token_cache().unwrap();
     let bound = cache.capacity();
     assert!((100..100 + 64).contains(&bound), "{bound}");
@@ -160,7 +160,7 @@ async fn the_cache_holds_at_most_its_configured_size() {
 #[tokio::test]
 async fn with_the_cache_off_every_token_is_checked_in_full() {
     let supabase = FakeSupabase::start(&[&keys().es256]).await;
-    let verifier = verifier(&supabase, &[("TOKEN_CACHE_ENTRIES", "0")]).await;
+    let verifier = verifier(&supabase, &[("ACCESS_TOKEN_CACHE_ENTRIES", "0")]).await;
     assert!(verifier.token_cache().is_none());
     let token = keys().es256.sign(&user_claims(&supabase.issuer()));
     verifier.verify(&token).await.unwrap();
@@ -216,4 +216,31 @@ async fn a_refused_user_stays_refused_when_their_token_comes_from_the_cache() {
             (403, Some("role_not_allowed"))
         );
     }
+}
+
+#[tokio::test]
+async fn cache_lookups_are_counted_in_the_metrics() {
+    let app = TestApp::spawn().await;
+    let lookups = |text: &str, result: &str| -> f64 {
+        let series = format!(r#"cache_lookups_total{{cache="access_tokens",result="{result}"}}"#);
+        text.lines()
+            .filter_map(|line| line.strip_prefix(series.as_str()))
+            .map(|value| value.trim().parse::<f64>().unwrap())
+            .sum()
+    };
+    let before = app.get("/metrics").await.text().await.unwrap();
+    let token = keys().es256.sign(&app.claims());
+    for _ in 0..3 {
+        assert_eq!(app.status_for(&token).await, 200);
+    }
+    let after = app.get("/metrics").await.text().await.unwrap();
+    // Other tests in this binary share the recorder: they can only add to the counts.
+    assert!(
+        lookups(&after, "miss") - lookups(&before, "miss") >= 1.0,
+        "{after}"
+    );
+    assert!(
+        lookups(&after, "hit") - lookups(&before, "hit") >= 2.0,
+        "{after}"
+    );
 }

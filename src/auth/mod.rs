@@ -25,6 +25,9 @@ pub use session::{SessionCheck, SessionRefusal};
 
 use crate::config::AuthConfig;
 
+/// The `cache` label of the verified-token cache's lookups in the metrics.
+const ACCESS_TOKEN_CACHE: &str = "access_tokens";
+
 /// Tokens longer than this are refused before any decoding. Supabase's are about 1 KiB.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -96,7 +99,7 @@ pub struct VerificationKey {
 pub struct TokenVerifier {
     shared_secret: Option<Arc<VerificationKey>>,
     key_store: Option<Arc<KeyStore>>,
-    /// `None` when `TOKEN_CACHE_ENTRIES` is 0: every token is then verified in full.
+    /// `None` when `ACCESS_TOKEN_CACHE_ENTRIES` is 0: every token is then verified in full.
     verified: Option<VerifiedTokens>,
 }
 
@@ -116,8 +119,8 @@ impl TokenVerifier {
                 rules.key(algorithm, key)
             }))
         });
-        let verified = (config.token_cache_entries > 0)
-            .then(|| VerifiedTokens::new(config.token_cache_entries));
+        let verified = (config.access_token_cache_entries > 0)
+            .then(|| VerifiedTokens::new(config.access_token_cache_entries));
         Self {
             shared_secret,
             key_store,
@@ -135,7 +138,7 @@ impl TokenVerifier {
         self.key_store.as_ref()
     }
 
-    /// The cache of verified tokens, unless `TOKEN_CACHE_ENTRIES` turned it off.
+    /// The cache of verified tokens, unless `ACCESS_TOKEN_CACHE_ENTRIES` turned it off.
     pub fn token_cache(&self) -> Option<&VerifiedTokens> {
         self.verified.as_ref()
     }
@@ -158,7 +161,9 @@ impl TokenVerifier {
             .map_or(0, |store| store.generation());
         let digest = TokenDigest::of(token);
         let now = jsonwebtoken::get_current_timestamp();
-        if let Some(claims) = cache.get(&digest, key_set, now) {
+        let cached = cache.get(&digest, key_set, now);
+        crate::metrics::cache_lookup(ACCESS_TOKEN_CACHE, cached.is_some());
+        if let Some(claims) = cached {
             return Ok(claims);
         }
         let claims = Arc::new(self.verify_fully(token).await?);

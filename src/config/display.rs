@@ -38,7 +38,11 @@ impl fmt::Display for Config {
         )?;
         writeln!(f, "JWT_LEEWAY_SECS        = {}", auth.leeway.as_secs())?;
         writeln!(f, "ALLOW_ANONYMOUS_USERS  = {}", auth.allow_anonymous_users)?;
-        writeln!(f, "TOKEN_CACHE_ENTRIES    = {}", auth.token_cache_entries)?;
+        writeln!(
+            f,
+            "ACCESS_TOKEN_CACHE_ENTRIES = {}",
+            auth.access_token_cache_entries
+        )?;
         writeln!(f, "{}", auth.rules)?;
         writeln!(
             f,

@@ -32,7 +32,7 @@ const MIN_JWT_SECRET_LEN: usize = 32;
 
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 /// About 2 KiB each with Supabase's claims (measured): some 10 MiB when full.
-pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 5_000;
+pub const DEFAULT_ACCESS_TOKEN_CACHE_ENTRIES: usize = 5_000;
 pub const DEFAULT_SIP_REALM: &str = "sip.telnyx.com";
 pub const DEFAULT_STUN_URLS: [&str; 2] = ["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"];
 pub const DEFAULT_TURN_URLS: [&str; 2] = [
@@ -77,7 +77,7 @@ pub struct AuthConfig {
     pub session_check: Option<SessionCheckConfig>,
     pub jwks: JwksTiming,
     /// How many verified tokens to remember (`auth::cache`); 0 verifies every request in full.
-    pub token_cache_entries: usize,
+    pub access_token_cache_entries: usize,
 }
 
 /// How often the signing keys are fetched. Not read from the environment: the defaults follow
@@ -273,7 +273,7 @@ impl Config {
             rules: access::read_rules(&mut env),
             session_check: access::read_session_check(&mut env, supabase_url.as_deref()),
             jwks: JwksTiming::default(),
-            token_cache_entries: token_cache_entries(&mut env),
+            access_token_cache_entries: access_token_cache_entries(&mut env),
         };
         let credentials = credentials::credential_config(&mut env, None);
         let config = common(&mut env, auth, credentials);
@@ -298,7 +298,7 @@ impl Config {
             rules: AccessRules::default(),
             session_check: None,
             jwks: JwksTiming::default(),
-            token_cache_entries: token_cache_entries(&mut env),
+            access_token_cache_entries: access_token_cache_entries(&mut env),
         };
         let credentials = credentials::credential_config(
             &mut env,
@@ -315,9 +315,9 @@ impl Config {
     }
 }
 
-fn token_cache_entries(env: &mut Env<impl Fn(&str) -> Option<String>>) -> usize {
-    let default = DEFAULT_TOKEN_CACHE_ENTRIES as u64;
-    let entries = env.number_or("TOKEN_CACHE_ENTRIES", default, 0..=1_000_000);
+fn access_token_cache_entries(env: &mut Env<impl Fn(&str) -> Option<String>>) -> usize {
+    let default = DEFAULT_ACCESS_TOKEN_CACHE_ENTRIES as u64;
+    let entries = env.number_or("ACCESS_TOKEN_CACHE_ENTRIES", default, 0..=1_000_000);
     usize::try_from(entries).expect("at most a million")
 }
 

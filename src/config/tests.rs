@@ -33,7 +33,10 @@ fn defaults_follow_the_documented_values() {
     assert_eq!(config.auth.audience, "authenticated");
     assert_eq!(config.auth.leeway, Duration::from_secs(30));
     assert!(!config.auth.allow_anonymous_users);
-    assert_eq!(config.auth.token_cache_entries, DEFAULT_TOKEN_CACHE_ENTRIES);
+    assert_eq!(
+        config.auth.access_token_cache_entries,
+        DEFAULT_ACCESS_TOKEN_CACHE_ENTRIES
+    );
     assert_eq!(config.credentials.realm, "sip.telnyx.com");
     assert_eq!(config.credentials.stun_urls, DEFAULT_STUN_URLS);
     assert_eq!(config.credentials.turn_urls, DEFAULT_TURN_URLS);
@@ -95,8 +98,8 @@ fn malformed_values_name_the_variable_and_the_fix() {
         ("BIND_ADDR", "localhost", "0.0.0.0:8080"),
         ("METRICS_BIND_ADDR", "9090", "0.0.0.0:8080"),
         ("JWT_LEEWAY_SECS", "thirty", "whole number"),
-        ("TOKEN_CACHE_ENTRIES", "lots", "whole number"),
-        ("TOKEN_CACHE_ENTRIES", "2000000", "0 to 1000000"),
+        ("ACCESS_TOKEN_CACHE_ENTRIES", "lots", "whole number"),
+        ("ACCESS_TOKEN_CACHE_ENTRIES", "2000000", "0 to 1000000"),
         ("CREDENTIAL_TTL_SECS", "-1", "whole number"),
         ("ALLOW_ANONYMOUS_USERS", "maybe", "true or false"),
         ("CREDENTIAL_MODE", "shared", "static or per_user"),
