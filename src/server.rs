@@ -1,4 +1,5 @@
-//! Running the service: bind, keep the signing keys fresh, serve until SIGINT or SIGTERM.
+//! Running the service: bind, keep the signing keys fresh and the metrics bounded, serve until
+//! SIGINT or SIGTERM.
 
 use std::future::{Future, IntoFuture};
 use std::io;
@@ -89,6 +90,7 @@ impl Server {
         if !self.state.verifier.accepts_hs256() {
             tracing::info!("SUPABASE_JWT_SECRET is not set: legacy HS256 tokens will be refused");
         }
+        let upkeep = tokio::spawn(crate::metrics::upkeep_forever(self.state.metrics.clone()));
         let Self {
             listener,
             metrics_listener,
@@ -112,6 +114,7 @@ impl Server {
             refresher.map(|task| task.abort_handle()),
             metrics_server.map(|task| task.abort_handle()),
             Some(sweeper.abort_handle()),
+            Some(upkeep.abort_handle()),
         ]
         .into_iter()
         .flatten()
