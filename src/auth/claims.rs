@@ -1,7 +1,10 @@
 //! The claims of a Supabase access token, typed strictly: a claim of the wrong JSON type fails
 //! deserialization and so rejects the token, instead of being read as absent.
 
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
 /// The payload Supabase Auth puts in a user's access token.
 ///
@@ -33,10 +36,35 @@ pub struct SupabaseClaims {
     pub session_id: Option<String>,
     #[serde(default)]
     pub is_anonymous: Option<bool>,
+    /// Set by the project's server only; `REQUIRE_CLAIMS` reads it.
     #[serde(default)]
     pub app_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Editable by the user, so nothing may depend on it (`REQUIRE_CLAIMS` refuses it).
     #[serde(default)]
-    pub user_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub user_metadata: Option<JsonObject>,
+}
+
+/// A claim that must be a JSON object, whose contents the service does not read and so does
+/// not keep: a map of them costs allocations on every verification and memory in every entry
+/// of the verified-token cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonObject;
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = JsonObject;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonObject, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(JsonObject)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
 }
 
 /// `aud` is a single string or an array of strings (RFC 7519 §4.1.3).
@@ -79,6 +107,19 @@ mod tests {
     }
 
     #[test]
+    fn metadata_claims_are_objects_of_anything_or_null() {
+        let claims = parse(json!({
+            "app_metadata": {"provider": "email", "providers": ["email"], "x": {"y": [1, null]}},
+            "user_metadata": {},
+        }))
+        .unwrap();
+        assert_eq!(claims.app_metadata.unwrap()["x"], json!({"y": [1, null]}));
+        assert_eq!(claims.user_metadata, Some(JsonObject));
+        let absent = parse(json!({"user_metadata": null})).unwrap();
+        assert_eq!((absent.app_metadata, absent.user_metadata), (None, None));
+    }
+
+    #[test]
     fn audience_is_a_string_or_an_array() {
         assert!(parse(json!({})).unwrap().aud.contains("authenticated"));
         let many = parse(json!({"aud": ["other", "authenticated"]})).unwrap();
@@ -96,6 +137,9 @@ mod tests {
             json!({"aud": 7}),
             json!({"is_anonymous": "false"}),
             json!({"role": ["authenticated"]}),
+            json!({"app_metadata": "admin"}),
+            json!({"user_metadata": ["x"]}),
+            json!({"app_metadata": 1}),
         ] {
             assert!(parse(patch.clone()).is_err(), "{patch} was accepted");
         }
