@@ -18,6 +18,13 @@ async fn scrape(url: &str) -> String {
     response.text().await.unwrap()
 }
 
+/// Each test counts what its own requests add; tests that send requests of the same kind would
+/// count each other's, so they take turns.
+async fn take_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    TURN.get_or_init(Default::default).lock().await
+}
+
 /// The value of the series whose name and labels start `series` (`name{label="value"`), or 0.
 fn value(text: &str, series: &str) -> f64 {
     text.lines()
@@ -28,6 +35,7 @@ fn value(text: &str, series: &str) -> f64 {
 
 #[tokio::test]
 async fn requests_rejections_issues_and_the_key_set_are_counted() {
+    let _turn = take_turn().await;
     let app = TestApp::spawn_with(Options {
         wait_until_ready: true,
         ..Options::default()
@@ -70,6 +78,7 @@ async fn requests_rejections_issues_and_the_key_set_are_counted() {
 
 #[tokio::test]
 async fn telnyx_calls_and_login_token_cache_lookups_are_counted() {
+    let _turn = take_turn().await;
     let telnyx = FakeTelnyx::start().await;
     let app = TestApp::spawn_with(Options {
         env: telnyx.env(),
@@ -126,6 +135,7 @@ async fn metrics_bind_addr_moves_metrics_off_the_public_port() {
 
 #[tokio::test]
 async fn rate_limited_requests_are_counted_as_rejections() {
+    let _turn = take_turn().await;
     let app = TestApp::spawn_with(Options {
         env: vec![("RATE_LIMIT_PER_USER", "1/min,burst=1".into())],
         ..Options::default()
