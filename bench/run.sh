@@ -13,6 +13,7 @@
 #   BENCH_WARMUP=1       after this many seconds of unmeasured load
 #   BENCH_CONNECTIONS=32
 #   BENCH_THREADS=2      wrk threads
+#   SOAK_REQUESTS=1000000  requests of the soak that follows the table (0: no soak)
 # Everything it writes goes to bench/out/; the table is also in bench/out/results.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +82,8 @@ start_server() {
 # To add a scenario, add a line (and, for other settings, a server).
 start_server cached
 start_server uncached ACCESS_TOKEN_CACHE_ENTRIES=0
+# shellcheck disable=SC2046 # one NAME=value word per line of per-user.env
+start_server per_user $(cat "$OUT/fixture/per-user.env")
 SCENARIOS=(
   '/healthz (baseline)|cached|/healthz|es256-users.txt|"status":"ok"'
   'HS256, 1,000 distinct users|cached|/credentials|hs256-users.txt|"success":true'
@@ -88,6 +91,7 @@ SCENARIOS=(
   'ES256, one token repeated|cached|/credentials|es256-one.txt|"success":true'
   'HS256, 1,000 distinct users, cache off|uncached|/credentials|hs256-users.txt|"success":true'
   'ES256, 1,000 distinct users, cache off|uncached|/credentials|es256-users.txt|"success":true'
+  'per_user, HS256, 1,000 distinct users|per_user|/credentials|hs256-users.txt|"login_token"'
 )
 
 RESULTS=$OUT/results.tsv
@@ -116,7 +120,7 @@ done
 peak_rss_mib() {
   awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${SERVER_PID[$1]}/status"
 }
-RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE_ENTRIES, about 2,000 tokens held), $(peak_rss_mib uncached) MiB with it off"
+RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE_ENTRIES, about 2,000 tokens held), $(peak_rss_mib uncached) MiB with it off, $(peak_rss_mib per_user) MiB in per_user mode"
 
 {
   echo
@@ -159,3 +163,35 @@ RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE
     }' "$RESULTS"
   echo "Peak resident memory (VmHWM): $RSS."
 } | tee "$OUT/results.txt"
+
+# The soak (issue 6): SOAK_REQUESTS (default 1,000,000) requests of mixed valid and invalid
+# tokens (bench/soak.lua, fixture/mixed.txt) at a server with the default limits, so the valid
+# users soon hit RATE_LIMIT_PER_USER. Expected answers: 200, 401, 403 and 429; anything else is
+# an error. Resident memory is read after a warm-up and after the last request.
+SOAK_REQUESTS=${SOAK_REQUESTS:-1000000}
+if [ "$SOAK_REQUESTS" -gt 0 ]; then
+  start_server soak RATE_LIMIT_PER_USER=
+  soak_url="http://127.0.0.1:${PORT[soak]}/credentials"
+  rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/${SERVER_PID[soak]}/status"; }
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s bench/soak.lua "$soak_url" -- "$OUT/fixture/mixed.txt" >/dev/null
+  rss_start=$(rss_mib)
+  echo "--- soak: $SOAK_REQUESTS mixed requests at $soak_url (resident memory after warm-up: $rss_start MiB)"
+  declare -A SOAK=([requests]=0 [s200]=0 [s401]=0 [s403]=0 [s429]=0 [s5xx]=0 [other]=0 [socket]=0)
+  chunk=0
+  while [ "${SOAK[requests]}" -lt "$SOAK_REQUESTS" ]; do
+    chunk=$((chunk + 1))
+    line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s bench/soak.lua "$soak_url" -- "$OUT/fixture/mixed.txt" | grep '^SOAK ') ||
+      fail "soak: wrk printed no SOAK line"
+    for pair in ${line#SOAK }; do SOAK[${pair%%=*}]=$((SOAK[${pair%%=*}] + ${pair#*=})); done
+    echo "    chunk $chunk: ${line#SOAK } (total ${SOAK[requests]}, resident $(rss_mib) MiB)"
+  done
+  rss_end=$(rss_mib)
+  {
+    echo
+    echo "Soak: ${SOAK[requests]} requests, mixed tokens (6 in 10 valid, of 1,000 users; expired, forged, anonymous, not a JWT), default RATE_LIMIT_PER_USER"
+    echo "  200: ${SOAK[s200]}  401: ${SOAK[s401]}  403: ${SOAK[s403]}  429: ${SOAK[s429]}  5xx: ${SOAK[s5xx]}  other: ${SOAK[other]}  socket errors: ${SOAK[socket]}"
+    echo "  resident memory: $rss_start MiB after warm-up, $rss_end MiB at the end, peak (VmHWM) $(peak_rss_mib soak) MiB"
+  } | tee -a "$OUT/results.txt"
+  [ "${SOAK[s5xx]}" -eq 0 ] && [ "${SOAK[other]}" -eq 0 ] && [ "${SOAK[socket]}" -eq 0 ] ||
+    fail "the soak saw answers other than 200, 401, 403 and 429, or socket errors"
+fi

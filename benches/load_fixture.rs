@@ -6,9 +6,12 @@
 //! - `server.env`: the variables the service under test runs with (`NAME=value` lines),
 //! - `hs256-users.txt`, `es256-users.txt`: one token per line, one per distinct user,
 //! - `es256-one.txt`: a single ES256 token (one browser calling again and again),
-//! - `ready`: written last, once the JWKS is being served.
+//! - `per-user.env`: what turns the service to per_user mode against the Telnyx stand-in here,
+//! - `mixed.txt`, for the soak: in every ten tokens six valid ones of distinct users, one
+//!   expired, one with a bad signature, one of an anonymous sign-in and one that is no JWT,
+//! - `ready`: written last, once the JWKS (and the Telnyx stand-in) are being served.
 //!
-//! Then serves the JWKS until it is killed. Not part of the shipped binary: it reuses the test
+//! Then serves the JWKS and the Telnyx API until it is killed. Not part of the shipped binary: it reuses the test
 //! harness's keys and Supabase stand-in.
 
 #[path = "../tests/common/mod.rs"]
@@ -17,6 +20,7 @@ mod common;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use common::telnyx::FakeTelnyx;
 use common::{FakeSupabase, TestKey, now_secs, sign_hs256_with, user_claims};
 use serde_json::{Value, json};
 
@@ -37,6 +41,7 @@ async fn main() {
 
     let es256 = TestKey::es256("bench-es256");
     let supabase = FakeSupabase::start(&[&es256]).await;
+    let telnyx = FakeTelnyx::start().await;
     let secret = random_secret();
 
     let claims_of = |user: usize| -> Value {
@@ -58,6 +63,36 @@ async fn main() {
     write_lines(&out, "hs256-users.txt", &hs256);
     write_lines(&out, "es256-users.txt", &es256_tokens);
     write_lines(&out, "es256-one.txt", &[one]);
+    let sign = |claims: &Value| sign_hs256_with(secret.as_bytes(), claims);
+    let mixed: Vec<String> = (0..users)
+        .flat_map(|user| {
+            let mut expired = claims_of(user);
+            expired["exp"] = json!(now_secs() - 60);
+            let mut anonymous = claims_of(user);
+            anonymous["is_anonymous"] = json!(true);
+            let forged =
+                sign_hs256_with(b"not-the-project-secret-0123456789abcdef", &claims_of(user));
+            [
+                hs256[user].clone(),
+                hs256[(user + 1) % users].clone(),
+                hs256[(user + 2) % users].clone(),
+                hs256[(user + 3) % users].clone(),
+                hs256[(user + 4) % users].clone(),
+                hs256[(user + 5) % users].clone(),
+                sign(&expired),
+                forged,
+                sign(&anonymous),
+                format!("not-a-jwt-{user}"),
+            ]
+        })
+        .collect();
+    write_lines(&out, "mixed.txt", &mixed);
+    let per_user: Vec<String> = telnyx
+        .env()
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    write_lines(&out, "per-user.env", &per_user);
     let mut env = String::new();
     for (name, value) in [
         ("SUPABASE_URL", supabase.url.as_str()),
