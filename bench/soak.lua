@@ -1,32 +1,17 @@
--- wrk script for bench/run.sh's soak: like wrk.lua (tokens from the file named after `--`, in
--- turn), and it also counts the answers by status, printing one SOAK line at the end.
+-- wrk script for bench/run.sh's soak: bench/wrk.lua (tokens from the file named after `--`, in
+-- turn), plus a count of the answers by status, printed as one SOAK line at the end.
+
+dofile("bench/wrk.lua") -- bench/run.sh runs wrk from the repository's root
 
 local threads = {}
-local thread_count = 0
+local take_turns = setup
 
 function setup(thread)
-  thread:set("start", thread_count * 389)
-  thread_count = thread_count + 1
+  take_turns(thread)
   threads[#threads + 1] = thread
 end
 
-local requests = {}
-local index = 0
 ok, unauthorized, forbidden, limited, server_error, other = 0, 0, 0, 0, 0, 0
-
-function init(args)
-  for token in io.lines(args[1]) do
-    if #token > 0 then
-      requests[#requests + 1] = wrk.format("GET", nil, { Authorization = "Bearer " .. token })
-    end
-  end
-  index = (start or 0) % #requests
-end
-
-function request()
-  index = index % #requests + 1
-  return requests[index]
-end
 
 function response(status)
   if status == 200 then ok = ok + 1

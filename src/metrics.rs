@@ -73,7 +73,7 @@ fn describe() {
     );
     describe_counter!(
         TOKEN_REJECTIONS,
-        "Requests refused before a credential was issued, by reason (401, 403, 429, and 503 overloaded)"
+        "Requests turned away on purpose, by reason: token and policy refusals, rate limits, size limits, load shedding, session checks"
     );
     describe_counter!(
         JWKS_FETCHES,

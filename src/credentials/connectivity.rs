@@ -11,22 +11,13 @@ use crate::config::CredentialConfig;
 pub struct Connectivity {
     pub realm: String,
     pub stun_servers: Vec<String>,
-    pub turn_servers: Vec<TurnServer>,
+    pub turn_servers: Vec<IceServer>,
     /// The same servers as `RTCIceServer`s, for `new RTCPeerConnection({ iceServers })`.
     pub ice_servers: Vec<IceServer>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TurnServer {
-    pub urls: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
-    #[schema(value_type = Option<String>)]
-    pub credential: Option<SecretString>,
-}
-
-/// The browser's `RTCIceServer` dictionary.
+/// The browser's `RTCIceServer` dictionary; `turn_servers` uses it too, where a TURN server
+/// may come without credentials (per_user mode without TURN credentials of its own).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IceServer {
     pub urls: Vec<String>,
@@ -53,8 +44,8 @@ impl Connectivity {
             .as_ref()
             .map(|turn| (turn.username.as_str(), &turn.password))
             .or(turn_fallback);
-        let turn_servers: Vec<TurnServer> = (!config.turn_urls.is_empty())
-            .then(|| TurnServer {
+        let turn_servers: Vec<IceServer> = (!config.turn_urls.is_empty())
+            .then(|| IceServer {
                 urls: config.turn_urls.clone(),
                 username: turn_credentials.map(|(username, _)| username.to_owned()),
                 credential: turn_credentials.map(|(_, password)| password.clone()),
@@ -72,7 +63,7 @@ impl Connectivity {
 
 /// STUN URLs as one `RTCIceServer`, each TURN server with credentials as another. A TURN server
 /// without credentials is left out: `new RTCPeerConnection` throws on one.
-fn ice_servers(stun_urls: &[String], turn_servers: &[TurnServer]) -> Vec<IceServer> {
+fn ice_servers(stun_urls: &[String], turn_servers: &[IceServer]) -> Vec<IceServer> {
     let stun = (!stun_urls.is_empty()).then(|| IceServer {
         urls: stun_urls.to_vec(),
         username: None,

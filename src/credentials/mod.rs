@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::config::{CredentialConfig, CredentialSourceConfig};
 use crate::telnyx::TelnyxError;
-pub use connectivity::{Connectivity, IceServer, TurnServer};
+pub use connectivity::{Connectivity, IceServer};
 use per_user::PerUserCredentials;
 use shared::SharedCredential;
 
@@ -99,7 +99,7 @@ struct CredentialBody<'a> {
     /// `sip:<username>@<realm>`.
     sip_uri: &'a str,
     stun_servers: &'a [String],
-    turn_servers: &'a [TurnServer],
+    turn_servers: &'a [IceServer],
     /// The same servers as `RTCIceServer`s, for `new TelnyxRTC({ ..., iceServers })`.
     ice_servers: &'a [IceServer],
 }

@@ -254,14 +254,11 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        match &self {
-            ApiError::MissingToken => metrics::token_rejected("missing_token"),
-            ApiError::InvalidToken(rejection) => metrics::token_rejected(rejection.reason()),
-            ApiError::Forbidden(_)
-            | ApiError::SessionRevoked(_)
-            | ApiError::RateLimited(_)
-            | ApiError::Overloaded => metrics::token_rejected(self.code()),
-            _ => {}
+        if self.is_refusal() {
+            metrics::token_rejected(match &self {
+                ApiError::InvalidToken(rejection) => rejection.reason(),
+                _ => self.code(),
+            });
         }
         let body = ErrorBody {
             success: false,
