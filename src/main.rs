@@ -70,7 +70,8 @@ fn run(config: Result<Config, ConfigErrors>, demo_secret: Option<SecretString>) 
         Ok(config) => config,
         Err(errors) => return config_failure(&errors),
     };
-    telemetry::init(&config.log);
+    // Dropped when `run` returns, which writes out the last lines.
+    let _logs = telemetry::init(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
