@@ -5,48 +5,60 @@
 //! proxy appends the address it saw to whatever came in, so the entries to its left are the
 //! client's own claims. Decided once per request, at the edge, and carried as a request extension.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Extensions, HeaderMap};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap, Request, Response};
+
+use super::around::Around;
 
 /// The client's address; `None` only where no connection exists (in-process tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
 impl ClientAddr {
-    /// What [`record`] found for this request.
+    /// What [`RecordClientAddr`] found for this request.
     pub fn of(extensions: &Extensions) -> Self {
         extensions.get::<Self>().copied().unwrap_or_default()
     }
+}
 
-    /// For log fields: the address, or `unknown`.
-    pub fn to_field(self) -> String {
-        self.0
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+/// For log fields: the address, or `unknown`.
+impl fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("unknown"),
+        }
     }
 }
 
-/// Middleware: records the [`ClientAddr`] in the request's extensions. The state is
-/// `TRUST_PROXY_HEADERS`.
-pub async fn record(
-    State(trust_proxy_headers): State<bool>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip());
-    let forwarded = trust_proxy_headers
-        .then(|| last_forwarded_for(request.headers()))
-        .flatten();
-    request
-        .extensions_mut()
-        .insert(ClientAddr(forwarded.or(peer)));
-    next.run(request).await
+/// Middleware: records the [`ClientAddr`] in the request's extensions.
+#[derive(Clone, Copy)]
+pub struct RecordClientAddr {
+    /// `TRUST_PROXY_HEADERS`.
+    pub trust_proxy_headers: bool,
+}
+
+impl Around for RecordClientAddr {
+    type Noted = ();
+
+    fn request<B>(&self, request: &mut Request<B>) {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip());
+        let forwarded = self
+            .trust_proxy_headers
+            .then(|| last_forwarded_for(request.headers()))
+            .flatten();
+        request
+            .extensions_mut()
+            .insert(ClientAddr(forwarded.or(peer)));
+    }
+
+    fn response<B>((): (), _: &mut Response<B>) {}
 }
 
 /// The last address in `X-Forwarded-For`, across repeated header lines.

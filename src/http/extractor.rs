@@ -8,20 +8,16 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use super::audit;
 use super::client_addr::ClientAddr;
 use super::error::ApiError;
 use crate::auth::{AccessPolicy, SessionCheck, SessionRefusal, SupabaseClaims, TokenVerifier};
 use crate::ratelimit::RateLimits;
 
-/// A user whose token verified and who may have phone credentials now, and where the request
-/// came from (for the audit trail).
+/// A user whose token verified and who may have phone credentials now.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedUser {
     /// Shared with the token cache.
     pub claims: Arc<SupabaseClaims>,
-    pub client_addr: ClientAddr,
-    pub request_id: String,
 }
 
 /// What the extractor needs from the application state.
@@ -85,11 +81,7 @@ where
                     }
                 })?;
         }
-        Ok(AuthenticatedUser {
-            claims,
-            client_addr,
-            request_id: audit::request_id(&parts.headers),
-        })
+        Ok(AuthenticatedUser { claims })
     }
 }
 

@@ -3,12 +3,14 @@
 //! oversized headers or bodies are refused before anything reads them.
 
 use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::Route;
+use futures_util::future::Either;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::{BoxError, Layer, Service, ServiceBuilder};
@@ -39,21 +41,52 @@ pub fn shed_load(
         .layer(GlobalConcurrencyLimitLayer::new(max_in_flight))
 }
 
-/// Middleware: refuses requests whose header names and values add up to more than the state
+/// Refuses requests whose header names and values add up to more than `max_bytes`
 /// (`MAX_REQUEST_HEADER_BYTES`). hyper already bounds what it buffers per connection (~400 KiB);
 /// this keeps what we accept to what a browser sends.
-pub async fn limit_header_size(
-    State(max_bytes): State<usize>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let size: usize = request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if size > max_bytes {
-        return ApiError::HeadersTooLarge.into_response();
+#[derive(Clone, Copy)]
+pub struct LimitHeaderSizeLayer {
+    pub max_bytes: usize,
+}
+
+impl<S> Layer<S> for LimitHeaderSizeLayer {
+    type Service = LimitHeaderSize<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LimitHeaderSize {
+            inner,
+            max_bytes: self.max_bytes,
+        }
     }
-    next.run(request).await
+}
+
+#[derive(Clone)]
+pub struct LimitHeaderSize<S> {
+    inner: S,
+    max_bytes: usize,
+}
+
+impl<S, B> Service<Request<B>> for LimitHeaderSize<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let size: usize = request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        if size > self.max_bytes {
+            return Either::Left(ready(Ok(ApiError::HeadersTooLarge.into_response())));
+        }
+        Either::Right(self.inner.call(request))
+    }
 }

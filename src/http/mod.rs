@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, the middleware stack around them, and the shared state.
 
+pub mod around;
 pub mod audit;
 pub mod client_addr;
 pub mod error;
@@ -11,14 +12,16 @@ pub mod openapi;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRef, MatchedPath, Request};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::Request;
+use axum::extract::{FromRef, MatchedPath};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower::ServiceBuilder;
+use tower::util::MapResponseLayer;
+use tower::{BoxError, ServiceBuilder};
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -38,6 +41,7 @@ use crate::config::{Config, LimitsConfig};
 use crate::credentials::CredentialSource;
 use crate::metrics;
 use crate::ratelimit::RateLimits;
+use around::{Around, AroundLayer};
 use error::ApiError;
 use extractor::Authenticator;
 
@@ -119,15 +123,14 @@ impl FromRef<AppState> for Arc<CredentialSource> {
 pub fn app(state: AppState) -> Router {
     let cors = cors_layer(&state.cors_allowed_origins);
     let middleware = ServiceBuilder::new()
-        .layer(middleware::from_fn(record_metrics))
+        .layer(AroundLayer(RecordMetrics))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(middleware::from_fn_with_state(
-            state.limits.trust_proxy_headers,
-            client_addr::record,
-        ))
+        .layer(AroundLayer(client_addr::RecordClientAddr {
+            trust_proxy_headers: state.limits.trust_proxy_headers,
+        }))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -141,7 +144,7 @@ pub fn app(state: AppState) -> Router {
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(middleware::from_fn(audit::log_refusals))
+        .layer(AroundLayer(audit::LogRefusals))
         .layer(CatchPanicLayer::custom(|_panic| {
             // The panic message went to stderr through the panic hook; it stays out of the body.
             ApiError::Internal("a handler panicked".into()).into_response()
@@ -155,11 +158,10 @@ pub fn app(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(middleware::from_fn(json_error_bodies))
-        .layer(middleware::from_fn_with_state(
-            state.limits.max_request_header_bytes,
-            limits::limit_header_size,
-        ))
+        .layer(limits::LimitHeaderSizeLayer {
+            max_bytes: state.limits.max_request_header_bytes,
+        })
+        .layer(MapResponseLayer::new(json_error_bodies))
         .layer(RequestBodyLimitLayer::new(
             state.limits.max_request_body_bytes,
         ))
@@ -171,7 +173,7 @@ pub fn app(state: AppState) -> Router {
     let (router, document) = routes(&state).split_for_parts();
     router
         .layer(Extension(openapi::ServedDocument::new(document)))
-        .route_layer(middleware::from_fn(remember_route))
+        .route_layer(AroundLayer(RememberRoute))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware)
         .with_state(state)
@@ -209,34 +211,51 @@ pub fn metrics_app(state: AppState) -> Router {
 
 /// Counts and times every response, the framework's own (404, 405, timeouts, CORS preflights)
 /// included, labelled with the route template that answered (never the raw path).
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = match *request.method() {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::HEAD => "HEAD",
-        _ => "other",
-    };
-    let response = next.run(request).await;
-    let route = response
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    metrics::http_request(route, method, response.status().as_u16(), started.elapsed());
-    response
+#[derive(Clone, Copy)]
+struct RecordMetrics;
+
+impl Around for RecordMetrics {
+    /// When the request arrived, and its method as a label.
+    type Noted = (Instant, &'static str);
+
+    fn request<B>(&self, request: &mut axum::http::Request<B>) -> Self::Noted {
+        let method = match *request.method() {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::DELETE => "DELETE",
+            Method::OPTIONS => "OPTIONS",
+            Method::HEAD => "HEAD",
+            _ => "other",
+        };
+        (Instant::now(), method)
+    }
+
+    fn response<B>((started, method): Self::Noted, response: &mut axum::http::Response<B>) {
+        let route = response
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str);
+        metrics::http_request(route, method, response.status().as_u16(), started.elapsed());
+    }
 }
 
 /// Hands the matched route template out with the response: layers outside the router run
 /// before routing and cannot see it on the request.
-async fn remember_route(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(request).await;
-    if let Some(route) = route {
-        response.extensions_mut().insert(route);
+#[derive(Clone, Copy)]
+struct RememberRoute;
+
+impl Around for RememberRoute {
+    type Noted = Option<MatchedPath>;
+
+    fn request<B>(&self, request: &mut axum::http::Request<B>) -> Self::Noted {
+        request.extensions().get::<MatchedPath>().cloned()
     }
-    response
+
+    fn response<B>(route: Self::Noted, response: &mut axum::http::Response<B>) {
+        if let Some(route) = route {
+            response.extensions_mut().insert(route);
+        }
+    }
 }
 
 /// Exact origins only; no origin configured means no cross-origin access at all. The token
@@ -264,15 +283,19 @@ fn request_span(request: &Request) -> tracing::Span {
         method = %request.method(),
         path = request.uri().path(),
         request_id,
-        client_addr = client_addr.to_field(),
+        client_addr = %client_addr,
         user_id = tracing::field::Empty,
     )
 }
 
 /// Gives the framework's bare error responses (unknown method, timeout) and tower-http's
 /// plain-text 413 the same JSON body as ours, keeping their status and headers (`Allow` on a 405).
-async fn json_error_bodies(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn json_error_bodies<B>(response: axum::http::Response<B>) -> Response
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let response = response.map(Body::new);
     let status = response.status();
     let bare = response.headers().get(header::CONTENT_TYPE).is_none()
         || status == StatusCode::PAYLOAD_TOO_LARGE;
