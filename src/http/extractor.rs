@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+use super::AppState;
 use super::client_addr::ClientAddr;
 use super::error::ApiError;
-use crate::auth::{AccessPolicy, SessionCheck, SessionRefusal, SupabaseClaims, TokenVerifier};
-use crate::ratelimit::RateLimits;
+use crate::auth::{SessionRefusal, SupabaseClaims};
 
 /// A user whose token verified and who may have phone credentials now.
 #[derive(Debug, Clone)]
@@ -20,43 +20,27 @@ pub struct AuthenticatedUser {
     pub claims: Arc<SupabaseClaims>,
 }
 
-/// What the extractor needs from the application state.
-#[derive(Clone)]
-pub struct Authenticator {
-    pub verifier: Arc<TokenVerifier>,
-    pub policy: Arc<AccessPolicy>,
-    pub rate_limits: Arc<RateLimits>,
-    /// `None` unless `SUPABASE_VERIFY_SESSION` is on.
-    pub sessions: Option<Arc<SessionCheck>>,
-}
-
-impl<S> FromRequestParts<S> for AuthenticatedUser
-where
-    Authenticator: FromRef<S>,
-    S: Send + Sync,
-{
+/// Borrows what it needs from the state: a clone of each service per request would cost an
+/// atomic reference count each, on cache lines the worker threads share.
+impl FromRequestParts<AppState> for AuthenticatedUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let authenticator = Authenticator::from_ref(state);
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let client_addr = ClientAddr::of(&parts.extensions);
         // Before any verification work: a flood from one address costs a map lookup each.
-        authenticator
-            .rate_limits
-            .check_client_address(client_addr.0)?;
+        state.rate_limits.check_client_address(client_addr.0)?;
         let token = bearer_token(parts).inspect_err(|_| {
             tracing::debug!("refused: no bearer token in the Authorization header");
         })?;
-        let claims = authenticator
-            .verifier
-            .verify(token)
-            .await
-            .map_err(|reason| {
-                tracing::debug!(%reason, "refused: invalid token");
-                ApiError::InvalidToken(reason)
-            })?;
+        let claims = state.verifier.verify(token).await.map_err(|reason| {
+            tracing::debug!(%reason, "refused: invalid token");
+            ApiError::InvalidToken(reason)
+        })?;
         tracing::Span::current().record("user_id", claims.sub.as_str());
-        authenticator.policy.check(&claims).map_err(|refusal| {
+        state.policy.check(&claims).map_err(|refusal| {
             tracing::info!(
                 rule = refusal.rule(),
                 code = refusal.code(),
@@ -65,10 +49,10 @@ where
             );
             ApiError::Forbidden(refusal)
         })?;
-        authenticator.rate_limits.check_user(&claims.sub)?;
+        state.rate_limits.check_user(&claims.sub)?;
         // Last, as the only step that may call out: only admitted users within their limit
         // cost Supabase a call.
-        if let Some(sessions) = &authenticator.sessions {
+        if let Some(sessions) = &state.sessions {
             sessions
                 .confirm(token, &claims)
                 .await

@@ -43,15 +43,17 @@ use crate::metrics;
 use crate::ratelimit::RateLimits;
 use around::{Around, AroundLayer};
 use error::ApiError;
-use extractor::Authenticator;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Everything a handler may need, cheap to clone.
+/// Everything a handler may need. axum clones the state for every request, so this is one
+/// `Arc` ([`Services`] behind it): one reference count to bump, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
     pub verifier: Arc<TokenVerifier>,
-    pub policy: Arc<AccessPolicy>,
+    pub policy: AccessPolicy,
     pub credentials: Arc<CredentialSource>,
     pub cors_allowed_origins: Arc<[HeaderValue]>,
     pub request_timeout: Duration,
@@ -61,15 +63,23 @@ pub struct AppState {
     pub limits: LimitsConfig,
     pub rate_limits: Arc<RateLimits>,
     /// `None` unless `SUPABASE_VERIFY_SESSION` is on.
-    pub sessions: Option<Arc<SessionCheck>>,
+    pub sessions: Option<SessionCheck>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
 }
 
 impl AppState {
     /// Fails only when the credential source cannot start (see [`CredentialSource::from_config`]).
     pub fn from_config(config: &Config) -> Result<Self, String> {
-        Ok(Self {
+        Ok(Self(Arc::new(Services {
             verifier: Arc::new(TokenVerifier::new(&config.auth)),
-            policy: Arc::new(AccessPolicy::new(&config.auth)),
+            policy: AccessPolicy::new(&config.auth),
             credentials: Arc::new(CredentialSource::from_config(&config.credentials)?),
             cors_allowed_origins: config
                 .cors_allowed_origins
@@ -81,23 +91,8 @@ impl AppState {
             metrics_on_api: config.metrics_bind_addr.is_none(),
             limits: config.limits.clone(),
             rate_limits: Arc::new(RateLimits::new(&config.limits)),
-            sessions: config
-                .auth
-                .session_check
-                .as_ref()
-                .map(|check| Arc::new(SessionCheck::new(check))),
-        })
-    }
-}
-
-impl FromRef<AppState> for Authenticator {
-    fn from_ref(state: &AppState) -> Self {
-        Authenticator {
-            verifier: state.verifier.clone(),
-            policy: state.policy.clone(),
-            rate_limits: state.rate_limits.clone(),
-            sessions: state.sessions.clone(),
-        }
+            sessions: config.auth.session_check.as_ref().map(SessionCheck::new),
+        })))
     }
 }
 
