@@ -7,13 +7,17 @@ use utoipa::ToSchema;
 
 use crate::config::CredentialConfig;
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct Connectivity {
     pub realm: String,
     pub stun_servers: Vec<String>,
     pub turn_servers: Vec<IceServer>,
     /// The same servers as `RTCIceServer`s, for `new RTCPeerConnection({ iceServers })`.
     pub ice_servers: Vec<IceServer>,
+    /// The fields above as they appear in the credential's JSON, rendered once. Holds the
+    /// TURN credential, so it is a secret too.
+    #[serde(skip)]
+    json: SecretString,
 }
 
 /// The browser's `RTCIceServer` dictionary; `turn_servers` uses it too, where a TURN server
@@ -52,12 +56,21 @@ impl Connectivity {
             })
             .into_iter()
             .collect();
-        Self {
+        let mut connectivity = Self {
             realm: config.realm.clone(),
             ice_servers: ice_servers(&config.stun_urls, &turn_servers),
             stun_servers: config.stun_urls.clone(),
             turn_servers,
-        }
+            json: SecretString::default(),
+        };
+        connectivity.json = super::json_fields(&connectivity);
+        connectivity
+    }
+
+    /// `"realm":…,"stun_servers":…,"turn_servers":…,"ice_servers":…`, for
+    /// [`WebRTCCredential::write_json`](super::WebRTCCredential::write_json).
+    pub(super) fn json_fields(&self) -> &str {
+        self.json.expose_secret()
     }
 }
 

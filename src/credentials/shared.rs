@@ -75,7 +75,7 @@ mod tests {
     fn the_static_credential_serializes_in_the_frontend_shape() {
         let credential = shared(&config()).issue(UNIX_EPOCH + Duration::from_secs(1_000));
         assert_eq!(
-            serde_json::to_value(&credential).unwrap(),
+            crate::credentials::tests::json_of(&credential),
             json!({
                 "username": "gencred",
                 "password": "pw",
@@ -108,7 +108,7 @@ mod tests {
             username: "turnuser".into(),
             password: SecretString::from("turnpass"),
         });
-        let body = serde_json::to_value(shared(&config).issue(UNIX_EPOCH)).unwrap();
+        let body = crate::credentials::tests::json_of(&shared(&config).issue(UNIX_EPOCH));
         assert_eq!(body["turn_servers"][0]["username"], "turnuser");
         assert_eq!(body["turn_servers"][0]["credential"], "turnpass");
         assert_eq!(body["ice_servers"][1]["credential"], "turnpass");

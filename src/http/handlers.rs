@@ -1,10 +1,11 @@
 //! The route handlers: credentials for a verified user, and the health probes.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
@@ -19,11 +20,29 @@ use crate::auth::jwks::KeyStoreStatus;
 use crate::credentials::{CredentialSource, Recipient, WebRTCCredential};
 use crate::metrics;
 
-#[derive(Serialize, ToSchema)]
+#[derive(ToSchema)]
 pub struct CredentialResponse {
     /// Always `true` here; error bodies carry `false`.
     success: bool,
     credential: WebRTCCredential,
+}
+
+/// `{"success":true,"credential":{…}}`, written by hand around [`WebRTCCredential::write_json`].
+impl IntoResponse for CredentialResponse {
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(1024);
+        let _ = write!(body, "{{\"success\":{},\"credential\":", self.success);
+        self.credential.write_json(&mut body);
+        body.push(b'}');
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
+    }
 }
 
 /// The error responses of every `/credentials` method, declared once. Never built: [`ApiError`]
@@ -71,17 +90,17 @@ enum CredentialErrors {
 pub async fn issue_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
-) -> Result<Json<CredentialResponse>, ApiError> {
+) -> Result<CredentialResponse, ApiError> {
     let recipient = Recipient {
-        user_id: user.claims.sub.clone(),
+        user_id: &user.claims.sub,
     };
     let credential = source.issue(&recipient).await?;
     metrics::credential_issued(source.mode());
     audit::credential_issued(&user, source.mode(), &credential);
-    Ok(Json(CredentialResponse {
+    Ok(CredentialResponse {
         success: true,
         credential,
-    }))
+    })
 }
 
 /// `DELETE /credentials` (per_user mode only): deletes the user's telephony credential at
@@ -104,7 +123,7 @@ pub async fn revoke_credential(
     user: AuthenticatedUser,
 ) -> Result<StatusCode, ApiError> {
     let recipient = Recipient {
-        user_id: user.claims.sub.clone(),
+        user_id: &user.claims.sub,
     };
     source.revoke(&recipient).await?;
     metrics::credential_revoked();
