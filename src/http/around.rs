@@ -1,9 +1,9 @@
 //! Middleware as two plain steps: note something from the request on the way in, use it on the
 //! response on the way out. For the small middlewares of [`app`](super::app) (client address,
-//! metrics, refusal audit line, matched route).
+//! metrics, matched route).
 //!
 //! `axum::middleware::from_fn` would be shorter to write, but it boxes the inner service and
-//! each of its futures on every request: with six of them that was about 40 of the 150
+//! each of its futures on every request: with six of them that was 51 of the 151
 //! allocations of a `GET /credentials` (measured with valgrind's DHAT), and a tenth of the
 //! server's CPU time went to the allocator. An [`Around`] costs none.
 

@@ -88,7 +88,7 @@ pub struct Refusal(pub &'static str);
 
 impl ApiError {
     /// Whether the request was turned away on purpose (as opposed to a missing route, a slow
-    /// request or a bug): these get an audit line.
+    /// request or a bug): their log line is a `warn` with `audit=request_refused`.
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,

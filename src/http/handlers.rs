@@ -3,15 +3,15 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::audit;
+use super::audit::Audit;
 use super::error::{ApiError, ErrorBody};
 use super::extractor::AuthenticatedUser;
 use super::openapi::{HEALTH_TAG, OPERATIONS_TAG};
@@ -90,17 +90,25 @@ enum CredentialErrors {
 pub async fn issue_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
-) -> Result<CredentialResponse, ApiError> {
+) -> Result<(Extension<Audit>, CredentialResponse), ApiError> {
     let recipient = Recipient {
         user_id: &user.claims.sub,
     };
     let credential = source.issue(&recipient).await?;
     metrics::credential_issued(source.mode());
-    audit::credential_issued(&user, source.mode(), &credential);
-    Ok(CredentialResponse {
-        success: true,
-        credential,
-    })
+    let audit = Audit::CredentialIssued {
+        claims: user.claims,
+        mode: source.mode(),
+        identity: credential.identity.clone(),
+        expires_at: credential.expires_at,
+    };
+    Ok((
+        Extension(audit),
+        CredentialResponse {
+            success: true,
+            credential,
+        },
+    ))
 }
 
 /// `DELETE /credentials` (per_user mode only): deletes the user's telephony credential at
@@ -121,14 +129,17 @@ pub async fn issue_credential(
 pub async fn revoke_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(Extension<Audit>, StatusCode), ApiError> {
     let recipient = Recipient {
         user_id: &user.claims.sub,
     };
     source.revoke(&recipient).await?;
     metrics::credential_revoked();
-    audit::credential_revoked(&user, source.mode());
-    Ok(StatusCode::NO_CONTENT)
+    let audit = Audit::CredentialRevoked {
+        claims: user.claims,
+        mode: source.mode(),
+    };
+    Ok((Extension(audit), StatusCode::NO_CONTENT))
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -22,7 +22,6 @@ use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::util::MapResponseLayer;
 use tower::{BoxError, ServiceBuilder};
-use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -30,8 +29,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -129,17 +127,12 @@ pub fn app(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(
-                    DefaultOnResponse::new()
-                        .level(Level::INFO)
-                        .latency_unit(LatencyUnit::Micros),
-                )
+                .on_response(audit::AccessLog)
                 // Every response is logged above with its status, and a 5xx's cause is logged
                 // where it arises: a second "response failed" line would only repeat them.
                 .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(AroundLayer(audit::LogRefusals))
         .layer(CatchPanicLayer::custom(|_panic| {
             // The panic message went to stderr through the panic hook; it stays out of the body.
             ApiError::Internal("a handler panicked".into()).into_response()
