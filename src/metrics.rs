@@ -163,7 +163,10 @@ pub fn jwks_state(age: Duration, keys: usize) {
 }
 
 pub fn credential_issued(mode: &'static str) {
-    counter!(CREDENTIALS_ISSUED, "mode" => mode).increment(1);
+    count_fixed(
+        (CREDENTIALS_ISSUED, mode, ""),
+        || counter!(CREDENTIALS_ISSUED, "mode" => mode),
+    );
 }
 
 pub fn credential_revoked() {
@@ -178,5 +181,33 @@ pub fn telnyx_request(endpoint: &'static str, outcome: String, elapsed: Duration
 
 pub fn cache_lookup(cache: &'static str, hit: bool) {
     let result = if hit { "hit" } else { "miss" };
-    counter!(CACHE_LOOKUPS, "cache" => cache, "result" => result).increment(1);
+    count_fixed(
+        (CACHE_LOOKUPS, cache, result),
+        || counter!(CACHE_LOOKUPS, "cache" => cache, "result" => result),
+    );
+}
+
+/// Adds one to a counter whose label values are fixed strings, identified by its name and up to
+/// two label values; `register` makes it the first time. Like [`http_request`], it keeps the
+/// handle instead of registering on every call.
+fn count_fixed(
+    key: (&'static str, &'static str, &'static str),
+    register: impl FnOnce() -> Counter,
+) {
+    type Counters = HashMap<(&'static str, &'static str, &'static str), Counter>;
+    static COUNTERS: OnceLock<RwLock<Counters>> = OnceLock::new();
+    let counters = COUNTERS.get_or_init(Default::default);
+    if let Some(counter) = counters
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return counter.increment(1);
+    }
+    counters
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(key)
+        .or_insert_with(register)
+        .increment(1);
 }
