@@ -3,11 +3,12 @@
 # loopback, drives it with wrk and prints, for each scenario, requests/s, p50/p99 latency,
 # non-2xx answers, the ratio to the same run's /healthz, and the servers' peak resident memory.
 #
-# Scenarios run in rounds (every scenario once per round, /healthz first), and the table shows
-# each scenario's median over the rounds; the ratio is the median of its per-round ratios to
-# that round's /healthz, so a machine that gets busier or quieter during the run skews little.
+# Scenarios run in rounds (every scenario once per round, each right after a /healthz run of its
+# own), and the table shows each scenario's median over the rounds; the ratio is the median of
+# its ratios to the /healthz run just before it, so a machine that gets busier or quieter during
+# the run skews little.
 #
-# Usage: bench/run.sh                  (about 3 minutes after the build)
+# Usage: bench/run.sh                  (about 5 minutes after the build, and the soak)
 #   BENCH_ROUNDS=5       rounds
 #   BENCH_DURATION=3     seconds of measured load per scenario and round,
 #   BENCH_WARMUP=1       after this many seconds of unmeasured load
@@ -98,22 +99,33 @@ RESULTS=$OUT/results.tsv
 : >"$RESULTS"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "--- load: $ROUNDS rounds; per scenario ${WARMUP}s warm-up + ${DURATION}s measured, $CONNECTIONS connections, $THREADS wrk threads"
+# measure <label> <server> <path> <token file> <what the first answer contains>: one wrk run,
+# appended to RESULTS with the round.
+measure() {
+  local label=$1 server=$2 path=$3 tokens=$OUT/fixture/$4 expect=$5
+  local url="http://127.0.0.1:${PORT[$server]}$path" body log result
+  # A broken set-up must not look fast: a request has to succeed before the load starts, and
+  # every non-2xx answer during it is counted.
+  body=$(curl -fsS -H "Authorization: Bearer $(head -n1 "$tokens")" "$url") ||
+    fail "$label: $url did not answer 2xx"
+  [[ $body == *"$expect"* ]] || fail "$label: the answer lacks $expect: $body"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$url" -- "$tokens" >/dev/null
+  log=$OUT/wrk-round$round-${label//[^A-Za-z0-9]/_}.txt
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua "$url" -- "$tokens" >>"$log"
+  result=$(grep '^RESULT ' "$log" | tail -n1) || fail "$label: wrk printed no RESULT; see $log"
+  printf '%s\t%s\t%s\n' "$round" "$label" "${result#RESULT }" >>"$RESULTS"
+  echo "    round $round, $label: ${result#RESULT }"
+}
+
+# Each scenario is measured right after a /healthz run of its own, and its ratio is to that run:
+# on a shared machine the speed drifts by 10 to 20% over tens of seconds, and a baseline taken
+# once per round (up to half a minute earlier) let that drift into the ratios.
 for round in $(seq "$ROUNDS"); do
-  for scenario in "${SCENARIOS[@]}"; do
+  for scenario in "${SCENARIOS[@]:1}"; do
+    IFS='|' read -r label server path tokens expect <<<"${SCENARIOS[0]}"
+    measure "$label" "$server" "$path" "$tokens" "$expect"
     IFS='|' read -r label server path tokens expect <<<"$scenario"
-    url="http://127.0.0.1:${PORT[$server]}$path"
-    tokens=$OUT/fixture/$tokens
-    # A broken set-up must not look fast: a request has to succeed before the load starts, and
-    # every non-2xx answer during it is counted.
-    body=$(curl -fsS -H "Authorization: Bearer $(head -n1 "$tokens")" "$url") ||
-      fail "$label: $url did not answer 2xx"
-    [[ $body == *"$expect"* ]] || fail "$label: the answer lacks $expect: $body"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$url" -- "$tokens" >/dev/null
-    log=$OUT/wrk-round$round-${label//[^A-Za-z0-9]/_}.txt
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua "$url" -- "$tokens" >"$log"
-    result=$(grep '^RESULT ' "$log") || fail "$label: wrk printed no RESULT; see $log"
-    printf '%s\t%s\t%s\n' "$round" "$label" "${result#RESULT }" >>"$RESULTS"
-    echo "    round $round, $label: ${result#RESULT }"
+    measure "$label" "$server" "$path" "$tokens" "$expect"
   done
 done
 
@@ -141,24 +153,26 @@ RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE
       n = split($3, fields, " ")
       for (i = 1; i <= n; i++) { split(fields[i], kv, "="); value[kv[1]] = kv[2] }
       rps = value["requests"] / (value["duration_us"] / 1e6)
-      if (label == order[1]) baseline[round] = rps
+      # In each pair the baseline comes first (see the loop above).
+      if (label == order[1]) baseline = rps
       all_rps[label] = all_rps[label] " " rps
-      ratios[label] = ratios[label] " " rps / baseline[round]
+      ratios[label] = ratios[label] " " rps / baseline
       p50[label] = p50[label] " " value["p50_us"] / 1000
       p99[label] = p99[label] " " value["p99_us"] / 1000
       non2xx[label] += value["non2xx"]
       sockets[label] += value["connect"] + value["read"] + value["write"] + value["timeout"]
       per_round[label] = per_round[label] sprintf("%s%.0f", per_round[label] == "" ? "" : " / ", rps)
+      runs[label]++
     }
     END {
       printf "| %-38s | %7s | %6s | %6s | %7s | %6s | %10s | %s |\n", "scenario", "req/s", "p50 ms", "p99 ms", "non-2xx", "socket", "÷ /healthz", "req/s in each round"
       printf "|%s|%s|%s|%s|%s|%s|%s|%s|\n", "----------------------------------------", "--------:", "-------:", "-------:", "--------:", "-------:", "-----------:", "---"
       for (i = 1; i <= count; i++) {
         label = order[i]
-        printf "| %-38s | %7.0f | %6.2f | %6.2f | %7d | %6d | %9.2fx | %s |\n", label, median(all_rps[label]), median(p50[label]), median(p99[label]), non2xx[label], sockets[label], median(ratios[label]), per_round[label]
+        printf "| %-38s | %7.0f | %6.2f | %6.2f | %7d | %6d | %9.2fx | %s |\n", label, median(all_rps[label]), median(p50[label]), median(p99[label]), non2xx[label], sockets[label], median(ratios[label]), i == 1 ? runs[label] " runs, one before each scenario" : per_round[label]
       }
       print ""
-      print "req/s, p50 and p99 are medians over the rounds; ÷ /healthz is the median of each round'"'"'s ratio to that round'"'"'s /healthz."
+      print "req/s, p50 and p99 are medians over the runs; ÷ /healthz is the median of each run'"'"'s ratio to the /healthz run just before it."
       print "non-2xx counts answers with status 400 or more over all rounds (the service sends no 1xx or 3xx); socket counts connect, read, write and timeout errors."
     }' "$RESULTS"
   echo "Peak resident memory (VmHWM): $RSS."
