@@ -280,7 +280,6 @@ pub(crate) mod tests {
     use utoipa::openapi::schema::Schema;
 
     use super::*;
-    use crate::config::{DEFAULT_STUN_URLS, DEFAULT_TURN_URLS};
 
     /// The credential as the browser receives it.
     pub(crate) fn json_of(credential: &WebRTCCredential) -> Value {
@@ -290,17 +289,7 @@ pub(crate) mod tests {
     }
 
     fn credential(secret: SipSecret) -> WebRTCCredential {
-        let config = CredentialConfig {
-            source: CredentialSourceConfig::Static {
-                username: "u".into(),
-                password: SecretString::from("p"),
-                ttl: Duration::from_secs(60),
-            },
-            realm: "sip.telnyx.com".into(),
-            stun_urls: DEFAULT_STUN_URLS.map(String::from).to_vec(),
-            turn_urls: DEFAULT_TURN_URLS.map(String::from).to_vec(),
-            turn_credentials: None,
-        };
+        let config = shared::tests::config();
         WebRTCCredential {
             // Characters JSON must escape, in the fields that come from outside.
             identity: Arc::new(SipIdentity::new(

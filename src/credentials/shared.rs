@@ -44,7 +44,7 @@ impl SharedCredential {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::{
         CredentialSourceConfig, DEFAULT_STUN_URLS, DEFAULT_TURN_URLS, TurnCredentials,
@@ -52,7 +52,8 @@ mod tests {
     use serde_json::json;
     use std::time::UNIX_EPOCH;
 
-    fn config() -> CredentialConfig {
+    /// Static mode with the default STUN and TURN servers.
+    pub(in crate::credentials) fn config() -> CredentialConfig {
         CredentialConfig {
             source: CredentialSourceConfig::Static {
                 username: "gencred".into(),
