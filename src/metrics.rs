@@ -134,6 +134,8 @@ pub fn http_request(route: &str, method: &'static str, status: u16, elapsed: Dur
     {
         return record(handles);
     }
+    // A handle registered before the recorder is installed counts nothing, for ever.
+    recorder();
     let handles = (
         counter!(HTTP_REQUESTS, "route" => route.to_owned(), "method" => method, "status" => status.to_string()),
         histogram!(HTTP_REQUEST_DURATION, "route" => route.to_owned(), "method" => method),
@@ -204,6 +206,9 @@ fn count_fixed(
     {
         return counter.increment(1);
     }
+    // A handle registered before the recorder is installed (a token verified before any
+    // `AppState` exists, as in tests) would count nothing, for ever.
+    recorder();
     counters
         .write()
         .unwrap_or_else(PoisonError::into_inner)
