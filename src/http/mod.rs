@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::Request;
-use axum::extract::{FromRef, MatchedPath};
+use axum::extract::{FromRef, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -49,6 +48,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone)]
 pub struct AppState(Arc<Services>);
 
+/// The services and settings behind [`AppState`], each built once at start-up.
 pub struct Services {
     pub verifier: Arc<TokenVerifier>,
     pub policy: AccessPolicy,
