@@ -35,10 +35,8 @@ pub struct WebRTCCredential {
 pub struct SipIdentity {
     /// SIP username: `login` for `TelnyxRTC`.
     pub username: String,
-    pub secret: SipSecret,
-    pub sip_uri: String,
-    /// These fields as they appear in the credential's JSON, rendered once (see
-    /// [`WebRTCCredential::write_json`]). Holds the secret, so it is a secret too.
+    /// The username, the secret and the SIP URI as they appear in the credential's JSON,
+    /// rendered once (see [`WebRTCCredential::write_json`]): the only copy of the secret kept.
     json: SecretString,
 }
 
@@ -63,12 +61,7 @@ impl SipIdentity {
             login_token,
             sip_uri: &sip_uri,
         });
-        Self {
-            username,
-            secret,
-            sip_uri,
-            json,
-        }
+        Self { username, json }
     }
 }
 
@@ -151,12 +144,6 @@ impl ToSchema for WebRTCCredential {
     ) {
         CredentialBody::schemas(schemas);
     }
-}
-
-/// The user a credential is issued to, as the verified token describes them.
-#[derive(Debug, Clone, Copy)]
-pub struct Recipient<'a> {
-    pub user_id: &'a str,
 }
 
 /// A failure to issue or revoke; every variant is a server-side problem (the user was already
@@ -244,21 +231,19 @@ impl CredentialSource {
         matches!(self, CredentialSource::PerUser(_))
     }
 
-    pub async fn issue(
-        &self,
-        recipient: &Recipient<'_>,
-    ) -> Result<WebRTCCredential, CredentialError> {
+    /// `user_id` is the verified token's `sub`.
+    pub async fn issue(&self, user_id: &str) -> Result<WebRTCCredential, CredentialError> {
         match self {
             CredentialSource::Static(source) => Ok(source.issue(SystemTime::now())),
-            CredentialSource::PerUser(source) => source.issue(recipient.user_id).await,
+            CredentialSource::PerUser(source) => source.issue(user_id).await,
         }
     }
 
     /// Deletes the user's own credential, so every token minted for it stops working.
-    pub async fn revoke(&self, recipient: &Recipient<'_>) -> Result<(), CredentialError> {
+    pub async fn revoke(&self, user_id: &str) -> Result<(), CredentialError> {
         match self {
             CredentialSource::Static(_) => Ok(()),
-            CredentialSource::PerUser(source) => source.revoke(recipient.user_id).await,
+            CredentialSource::PerUser(source) => source.revoke(user_id).await,
         }
     }
 }

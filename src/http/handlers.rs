@@ -17,7 +17,7 @@ use super::extractor::AuthenticatedUser;
 use super::openapi::{HEALTH_TAG, OPERATIONS_TAG};
 use crate::auth::TokenVerifier;
 use crate::auth::jwks::KeyStoreStatus;
-use crate::credentials::{CredentialSource, Recipient, WebRTCCredential};
+use crate::credentials::{CredentialSource, WebRTCCredential};
 use crate::metrics;
 
 #[derive(ToSchema)]
@@ -91,10 +91,7 @@ pub async fn issue_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
 ) -> Result<(Extension<Audit>, CredentialResponse), ApiError> {
-    let recipient = Recipient {
-        user_id: &user.claims.sub,
-    };
-    let credential = source.issue(&recipient).await?;
+    let credential = source.issue(&user.claims.sub).await?;
     metrics::credential_issued(source.mode());
     let audit = Audit::CredentialIssued {
         claims: user.claims,
@@ -130,10 +127,7 @@ pub async fn revoke_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
 ) -> Result<(Extension<Audit>, StatusCode), ApiError> {
-    let recipient = Recipient {
-        user_id: &user.claims.sub,
-    };
-    source.revoke(&recipient).await?;
+    source.revoke(&user.claims.sub).await?;
     metrics::credential_revoked();
     let audit = Audit::CredentialRevoked {
         claims: user.claims,
