@@ -8,6 +8,10 @@
 # its ratios to the /healthz run just before it, so a machine that gets busier or quieter during
 # the run skews little.
 #
+# First it measures the yardstick of the ES256 lines with the criterion micro-benchmark: how many
+# ES256 tokens one process verifies a second, on one thread and on every core; the table's end
+# gives the ES256 lines as multiples of those rates.
+#
 # Usage: bench/run.sh                  (about 5 minutes after the build, and the soak)
 #   BENCH_ROUNDS=5       rounds
 #   BENCH_DURATION=3     seconds of measured load per scenario and round,
@@ -47,6 +51,25 @@ for line in sys.stdin:
 [ -x "$FIXTURE" ] || fail "the benchmark fixture did not build"
 
 rm -rf "$OUT" && mkdir -p "$OUT/fixture"
+
+# The yardstick of the ES256 lines (issue 3: "the rate at which one process verifies ES256
+# signatures on this machine"), measured with the criterion micro-benchmark before the load, on
+# the same quiet machine: the full check of one token and aws-lc's bare signature check on one
+# thread, and the bare check on every core.
+echo "--- the ES256 verification rate (cargo bench --bench token_verification)"
+rm -rf "$ROOT/target/criterion/verify_uncached/ES256" "$ROOT/target/criterion/es256_signature"
+cargo bench --locked --bench token_verification -- 'verify_uncached/ES256|es256_signature' \
+  >"$OUT/criterion.log" 2>&1 || fail "the micro-benchmark failed; see $OUT/criterion.log"
+# verification_rate <criterion benchmark directory>: verifications a second, from the median.
+verification_rate() {
+  python3 -c 'import json, sys
+print(round(1e9 / json.load(open(sys.argv[1]))["median"]["point_estimate"]))' \
+    "$ROOT/target/criterion/$1/new/estimates.json"
+}
+VERIFY_FULL=$(verification_rate verify_uncached/ES256)
+VERIFY_ONE_THREAD=$(verification_rate es256_signature/one_thread)
+VERIFY_ALL_CORES=$(verification_rate "es256_signature/all_cores ($(nproc) threads)")
+
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -140,7 +163,7 @@ RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE
   echo "Load: wrk on the same machine, $THREADS threads, $CONNECTIONS connections; $ROUNDS rounds of ${DURATION}s per scenario after ${WARMUP}s warm-up"
   echo "Load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
   echo
-  awk -F'\t' -v rounds="$ROUNDS" '
+  awk -F'\t' -v rounds="$ROUNDS" -v medians="$OUT/medians.tsv" '
     function median(list,   n, values, i, j, swap) {
       n = split(list, values, " ")
       for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
@@ -170,11 +193,21 @@ RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE
       for (i = 1; i <= count; i++) {
         label = order[i]
         printf "| %-38s | %7.0f | %6.2f | %6.2f | %7d | %6d | %9.2fx | %s |\n", label, median(all_rps[label]), median(p50[label]), median(p99[label]), non2xx[label], sockets[label], median(ratios[label]), i == 1 ? runs[label] " runs, one before each scenario" : per_round[label]
+        printf "%s\t%.0f\n", label, median(all_rps[label]) >medians
       }
       print ""
       print "req/s, p50 and p99 are medians over the runs; ÷ /healthz is the median of each run'"'"'s ratio to the /healthz run just before it."
       print "non-2xx counts answers with status 400 or more over all rounds (the service sends no 1xx or 3xx); socket counts connect, read, write and timeout errors."
     }' "$RESULTS"
+  echo
+  echo "ES256 verification in one process (cargo bench --bench token_verification, medians, before the load):"
+  echo "  the full check of a token on one thread: $VERIFY_FULL/s; the signature check alone: $VERIFY_ONE_THREAD/s on one thread, $VERIFY_ALL_CORES/s on all $(nproc) cores"
+  grep '^ES256, 1,000 distinct users' "$OUT/medians.tsv" | while IFS=$'\t' read -r label rps; do
+    awk -v label="$label" -v rps="$rps" -v full="$VERIFY_FULL" -v one="$VERIFY_ONE_THREAD" -v all="$VERIFY_ALL_CORES" 'BEGIN {
+      printf "  %s: %d req/s = %.2fx the full check on one thread, %.2fx the signature check on one thread, %.2fx on all cores\n", label, rps, rps / full, rps / one, rps / all
+    }'
+  done
+  echo
   echo "Peak resident memory (VmHWM): $RSS."
 } | tee "$OUT/results.txt"
 
