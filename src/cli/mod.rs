@@ -4,6 +4,7 @@
 mod check_config;
 mod serve;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -41,17 +42,50 @@ enum Command {
 impl Cli {
     /// Runs the command: `serve` when none is given.
     pub fn run(self) -> ExitCode {
-        if let Err(error) = dotenvy::dotenv()
-            && !error.not_found()
-        {
-            eprintln!("error: .env could not be read: {error}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        let dot_env = match DotEnv::load() {
+            Ok(dot_env) => dot_env,
+            Err(error) => {
+                eprintln!("error: .env could not be read: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
         match self.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::serve(),
-            Command::Demo => serve::demo(),
+            Command::Demo => serve::demo(&dot_env),
             Command::CheckConfig => check_config::check_config(),
         }
+    }
+}
+
+/// The `.env` file (in the working directory or one above it) merged into the environment, and
+/// which variables it set: those the environment did not already have, as dotenvy never
+/// overrides a variable that is set.
+#[derive(Debug, Default)]
+pub struct DotEnv {
+    pub path: Option<PathBuf>,
+    pub set: Vec<String>,
+}
+
+impl DotEnv {
+    fn load() -> Result<Self, dotenvy::Error> {
+        let mut set = Vec::new();
+        match dotenvy::dotenv_iter() {
+            Ok(pairs) => {
+                for pair in pairs {
+                    let (name, _) = pair?;
+                    if std::env::var_os(&name).is_none() {
+                        set.push(name);
+                    }
+                }
+            }
+            Err(error) if error.not_found() => return Ok(Self::default()),
+            Err(error) => return Err(error),
+        }
+        let path = dotenvy::dotenv()?;
+        Ok(Self {
+            path: Some(path),
+            set,
+        })
     }
 }
 
