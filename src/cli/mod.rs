@@ -36,7 +36,13 @@ enum Command {
     /// Run with a throwaway secret and SIP identity; prints a ready-to-paste curl command.
     Demo,
     /// Validate the configuration and print it with secrets redacted.
-    CheckConfig,
+    CheckConfig {
+        /// Also ask Supabase and Telnyx, read-only, whether the values work: the signing keys,
+        /// the anon key (with SUPABASE_VERIFY_SESSION), the API key and the connection (in
+        /// per_user mode). Exits 1 if a check fails.
+        #[arg(long)]
+        online: bool,
+    },
 }
 
 impl Cli {
@@ -52,7 +58,7 @@ impl Cli {
         match self.command.unwrap_or(Command::Serve) {
             Command::Serve => serve::serve(),
             Command::Demo => serve::demo(&dot_env),
-            Command::CheckConfig => check_config::check_config(),
+            Command::CheckConfig { online } => check_config::check_config(online),
         }
     }
 }
