@@ -33,7 +33,7 @@ pub fn placeholders_in(template: &'static str) -> Vec<&'static str> {
 }
 
 /// The shape of a placeholder word, as the template writes them.
-pub fn is_placeholder_word(word: &str) -> bool {
+fn is_placeholder_word(word: &str) -> bool {
     let word = word.to_ascii_lowercase();
     (word.len() > "your-".len() && word.starts_with("your-")) || word == "change-me"
 }
