@@ -224,7 +224,7 @@ export async function openPhone(browser, origin, fragment, { storage = {} } = {}
 export async function eventually(what, predicate, timeoutMs = STARTUP_TIMEOUT_MS) {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs} ms for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
@@ -248,11 +248,18 @@ export class FakeTelnyxSignaling {
   /** The `params` of every `login` request, in order. */
   logins = [];
 
+  /** Signaling sockets the page has open now. */
+  openSockets = 0;
+
   async attach(page) {
     await page.routeWebSocket(/^wss:\/\/rtc\.telnyx\.com/, (socket) => this.#serve(socket));
   }
 
   #serve(socket) {
+    this.openSockets += 1;
+    socket.onClose(() => {
+      this.openSockets -= 1;
+    });
     const send = (message) => socket.send(JSON.stringify({ jsonrpc: "2.0", ...message }));
     socket.onMessage((raw) => {
       const request = JSON.parse(raw);

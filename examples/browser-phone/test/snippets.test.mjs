@@ -25,17 +25,16 @@ const SETTINGS = {
   anonKey: "your-anon-key",
 };
 
-/** Every ```js block of README.md and docs/*.md, with where it comes from. */
-function snippets() {
+/** Every ```js (or ```jsx) block of README.md and docs/*.md, with where it comes from. */
+function snippets(language = "js") {
   const docs = existsSync(`${repository}docs`) ? readdirSync(`${repository}docs`) : [];
   const files = ["README.md", ...docs.map((name) => `docs/${name}`)];
   return files
     .filter((file) => file.endsWith(".md"))
     .flatMap((file) =>
-      [...readFileSync(`${repository}${file}`, "utf8").matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((match, n) => ({
-        name: `${file}, js block ${n + 1}`,
-        code: match[1],
-      })),
+      [...readFileSync(`${repository}${file}`, "utf8").matchAll(new RegExp(`^\`\`\`${language}\\n([\\s\\S]*?)^\`\`\`$`, "gm"))].map(
+        (match, n) => ({ name: `${file}, ${language} block ${n + 1}`, code: match[1] }),
+      ),
     );
 }
 
@@ -58,14 +57,30 @@ async function snippetPage() {
   await once(server, "listening");
   return {
     origin: `http://127.0.0.1:${server.address().port}`,
-    async load(code, settings) {
+    /**
+     * Bundles `code`; a React snippet (`entry` given) is imported as "./snippet.jsx" by `entry`,
+     * which mounts it.
+     */
+    async load(code, settings, entry) {
       let filled = code;
       for (const [key, placeholder] of Object.entries(SETTINGS)) {
         assert.ok(filled.includes(`"${placeholder}"`), `the snippet does not define ${key} as "${placeholder}"`);
         filled = filled.replaceAll(`"${placeholder}"`, JSON.stringify(settings[key]));
       }
+      const snippetModule = {
+        name: "snippet",
+        setup(build) {
+          build.onResolve({ filter: /^\.\/snippet\.jsx$/ }, () => ({ path: "snippet.jsx", namespace: "snippet" }));
+          build.onLoad({ filter: /.*/, namespace: "snippet" }, () => ({ contents: filled, loader: "jsx", resolveDir: here }));
+        },
+      };
       const result = await esbuild.build({
-        stdin: { contents: filled, resolveDir: here, sourcefile: "snippet.js", loader: "js" },
+        stdin: entry
+          ? { contents: entry, resolveDir: here, sourcefile: "entry.jsx", loader: "jsx" }
+          : { contents: filled, resolveDir: here, sourcefile: "snippet.js", loader: "js" },
+        plugins: [snippetModule],
+        jsx: "automatic",
+        define: { "process.env.NODE_ENV": '"development"' },
         bundle: true,
         format: "esm",
         target: "es2022",
@@ -155,8 +170,47 @@ for (const snippet of blocks) {
   });
 }
 
+/** Mounts the React snippet's `Phone` under StrictMode, as the page's entry; `unmountPhone()` unmounts it. */
+const REACT_ENTRY = `
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { Phone } from "./snippet.jsx";
+const element = document.createElement("div");
+document.body.append(element);
+const root = createRoot(element);
+root.render(<StrictMode><Phone /></StrictMode>);
+window.unmountPhone = () => root.unmount();
+`;
+
+describe("docs React snippet", () => {
+  const reactBlocks = snippets("jsx");
+  test("docs/ hold a React snippet", () => assert.ok(reactBlocks.length >= 1));
+  for (const snippet of reactBlocks) {
+    test(`${snippet.name}: under StrictMode one connection remains, renews, and closes on unmount`, async () => {
+      await withSnippet(snippet, { entry: REACT_ENTRY }, async ({ service, phone }) => {
+        await phone.tab.getByText("Ready").waitFor({ timeout: 20_000 });
+        // StrictMode's second mount: the first run's client was stopped by its cleanup.
+        await eventually("one open signaling socket", () => phone.signaling.openSockets === 1);
+        const logins = phone.signaling.logins.length;
+        const renewed = await phone.signaling.nthLogin(logins + 1, 30_000);
+        assert.equal(renewed.login_token, service.telnyx.tokens.at(-1));
+        assert.equal(phone.signaling.openSockets, 1);
+
+        await phone.tab.evaluate(() => window.unmountPhone());
+        await eventually("the socket to close", () => phone.signaling.openSockets === 0);
+        // No renewal keeps running for the unmounted phone.
+        const asked = service.requestsSeen().length;
+        await new Promise((resolve) => setTimeout(resolve, 6_000));
+        assert.equal(service.requestsSeen().length, asked);
+        assert.deepEqual(phone.pageErrors, []);
+        assert.deepEqual(phone.strays, []);
+      });
+    });
+  }
+});
+
 /** Runs `check` with the snippet's page open against a fresh service. */
-async function withSnippet(snippet, { env = {}, session = true, forged = false }, check) {
+async function withSnippet(snippet, { env = {}, session = true, forged = false, entry }, check) {
   const page = await snippetPage();
   const service = await startPerUserService({
     tokenLifetimes: [3],
@@ -168,7 +222,7 @@ async function withSnippet(snippet, { env = {}, session = true, forged = false }
       credentialsApi: service.url,
       supabaseUrl: service.supabaseUrl,
       anonKey: "anon-key-of-the-stand-in",
-    });
+    }, entry);
     let token = service.accessToken();
     if (forged) token = `${token.slice(0, token.lastIndexOf(".") + 1)}${"A".repeat(43)}`;
     const storage = session ? signedIn(service.supabaseUrl, token) : {};
