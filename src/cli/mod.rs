@@ -22,7 +22,7 @@ pub const EXIT_CONFIG: u8 = 2;
     version,
     about,
     after_help = "Configured by environment variables and a .env file in the working directory: \
-                  see README.md and .env.example for every variable."
+                  see docs/configuration.md and .env.example for every variable."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -253,7 +253,7 @@ fn per_user_values_are_checked() {
 }
 
 #[test]
-fn every_variable_read_is_documented_in_the_readme_and_env_example() {
+fn every_variable_read_is_documented_in_the_configuration_docs_and_env_example() {
     let asked = std::cell::RefCell::new(Vec::new());
     for mode in ["static", "per_user"] {
         let _ = Config::from_lookup(|name| {
@@ -264,16 +264,42 @@ fn every_variable_read_is_documented_in_the_readme_and_env_example() {
     let asked = asked.into_inner();
     assert!(asked.len() >= 25, "{asked:?}");
     let env_example = include_str!("../../.env.example");
-    let readme = include_str!("../../README.md");
-    for name in asked {
+    let configuration = include_str!("../../docs/configuration.md");
+    for name in &asked {
         assert!(
             env_example.contains(&format!("\n{name}=")),
             "{name} missing from .env.example"
         );
         assert!(
-            readme.contains(&format!("| `{name}` |")),
-            "{name} missing from the README's table"
+            configuration.contains(&format!("| `{name}` |")),
+            "{name} missing from the table in docs/configuration.md"
         );
+    }
+    // The other way round: the tables (the README keeps the most common variables) and
+    // .env.example name no variable the service does not read.
+    let tables = [
+        ("docs/configuration.md", configuration),
+        ("README.md", include_str!("../../README.md")),
+    ];
+    for (file, text) in tables {
+        for row in text.lines().filter(|line| line.starts_with("| `")) {
+            let name = row[3..].split('`').next().unwrap();
+            let is_variable = name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            assert!(
+                !is_variable || asked.iter().any(|read| read == name),
+                "{file} documents {name}, which the service does not read"
+            );
+        }
+    }
+    for line in env_example.lines().filter(|line| !line.starts_with('#')) {
+        if let Some((name, _)) = line.split_once('=') {
+            assert!(
+                asked.iter().any(|read| read == name),
+                ".env.example sets {name}, which the service does not read"
+            );
+        }
     }
 }
 
