@@ -104,6 +104,19 @@ fn per_user_source(
     let refresh_margin = env.seconds_or("TOKEN_REFRESH_MARGIN_SECS", 600, 0..=43_200);
     let request_budget = env.seconds_or("TELNYX_REQUEST_BUDGET_SECS", 15, 1..=120);
     let cache_capacity = env.number_or("TOKEN_CACHE_MAX_USERS", 10_000, 1..=10_000_000);
+    // Telnyx's JWT guide: wait about 5 s after creating a credential before logging in with it.
+    let propagation = env.seconds_or("TELNYX_CREDENTIAL_PROPAGATION_SECS", 5, 0..=30);
+    if propagation >= request_budget {
+        env.problem(
+            "TELNYX_CREDENTIAL_PROPAGATION_SECS",
+            format!(
+                "is {}, not below TELNYX_REQUEST_BUDGET_SECS ({}): a brand-new user's first request waits this long within that budget, so lower it or raise TELNYX_REQUEST_BUDGET_SECS",
+                propagation.as_secs(),
+                request_budget.as_secs()
+            ),
+        );
+    }
+    let idle_days = env.number_or("TELNYX_CREDENTIAL_IDLE_DAYS", 30, 1..=3650);
     Some(CredentialSourceConfig::PerUser(PerUserConfig {
         api: TelnyxApiConfig {
             api_key: api_key?,
@@ -114,6 +127,8 @@ fn per_user_source(
         connection_id: connection_id?,
         refresh_margin,
         cache_capacity: usize::try_from(cache_capacity).unwrap_or(usize::MAX),
+        propagation,
+        idle: Duration::from_secs(idle_days * 86_400),
     }))
 }
 

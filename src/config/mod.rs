@@ -35,9 +35,12 @@ pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_ACCESS_TOKEN_CACHE_ENTRIES: usize = 5_000;
 pub const DEFAULT_SIP_REALM: &str = "sip.telnyx.com";
 pub const DEFAULT_STUN_URLS: [&str; 2] = ["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"];
-pub const DEFAULT_TURN_URLS: [&str; 2] = [
+/// UDP and TCP on 3478, and TLS on 443 for networks that let only HTTPS out, written as
+/// `@telnyx/webrtc` writes it (`DEFAULT_PROD_ICE_SERVERS` in packages/js `util/constants`).
+pub const DEFAULT_TURN_URLS: [&str; 3] = [
     "turn:turn.telnyx.com:3478?transport=udp",
     "turn:turn.telnyx.com:3478?transport=tcp",
+    "turns:turn.telnyx.com:443",
 ];
 
 /// Everything the service needs to run, with secrets wrapped so `Debug` never prints them.
@@ -111,8 +114,9 @@ pub struct CredentialConfig {
     pub realm: String,
     pub stun_urls: Vec<String>,
     pub turn_urls: Vec<String>,
-    /// TURN credentials of their own. Without them, static mode gives TURN the shared SIP
-    /// identity and per_user mode gives TURN none (a SIP password never reaches the browser).
+    /// TURN credentials of their own (from Telnyx support or the operator's own TURN service).
+    /// Only with them does the answer carry `ice_servers`; without them `turn_servers` carries
+    /// the shared SIP identity in static mode and nothing in per_user mode.
     pub turn_credentials: Option<TurnCredentials>,
 }
 
@@ -145,6 +149,10 @@ pub struct PerUserConfig {
     pub refresh_margin: Duration,
     /// Most users whose login tokens are kept in memory.
     pub cache_capacity: usize,
+    /// No login token is handed out for a credential younger than this.
+    pub propagation: Duration,
+    /// A credential expires this long after its last token unless moved forward.
+    pub idle: Duration,
 }
 
 #[derive(Debug, Clone)]
