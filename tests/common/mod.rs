@@ -161,6 +161,21 @@ pub fn keys() -> &'static Keys {
     })
 }
 
+/// A UUID that stands for `name` (`ada` → always the same id): Supabase ids users and sessions
+/// by UUID, and its `/auth/v1/user` refuses a token whose `sub` is not one.
+pub fn uuid_for(name: &str) -> String {
+    // FNV-1a: stable across runs, which is all that is needed here.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!(
+        "{:08x}-{:04x}-4000-8000-{:012x}",
+        hash >> 32,
+        (hash >> 16) & 0xffff,
+        hash & 0xffff_ffff_ffff
+    )
+}
+
 /// Signs with the legacy shared secret, with the `kid` Supabase gives it.
 pub fn sign_hs256(claims: &Value) -> String {
     sign_hs256_with(JWT_SECRET.as_bytes(), claims)
@@ -357,7 +372,11 @@ fn auth_error(status: StatusCode, error_code: &str, msg: &str) -> Response {
 
 /// `GET /auth/v1/user` as Supabase serves it: the API gateway checks `apikey` first, then Auth
 /// reads the bearer token (signature checking is left to the service under test) and answers
-/// with the user, or 403 when the user or the session no longer exists.
+/// with the user, or 403 when the user or the session no longer exists. Its claim checks are
+/// supabase/auth's: `sub` must be a UUID (400 `bad_jwt`, `maybeLoadUserOrSession` in
+/// internal/api/auth.go), and the token's first `aud` must be the request's audience (400
+/// `validation_failed`, `UserGet` in internal/api/user.go), which is the `X-JWT-AUD` header, else
+/// the token's own first `aud`, else the project's default (`requestAud` in helpers.go).
 async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
     let endpoint = &state.user;
     endpoint.calls.fetch_add(1, Ordering::SeqCst);
@@ -402,6 +421,36 @@ async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> 
     };
     let sub = claims["sub"].as_str().unwrap_or_default();
     let session_id = claims["session_id"].as_str().unwrap_or_default();
+    if !is_uuid(sub) {
+        return auth_error(
+            StatusCode::BAD_REQUEST,
+            "bad_jwt",
+            "invalid claim: sub claim must be a UUID",
+        );
+    }
+    let token_audiences: Vec<&str> = match &claims["aud"] {
+        Value::String(aud) => vec![aud.as_str()],
+        Value::Array(auds) => auds.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let request_audience = headers
+        .get("x-jwt-aud")
+        .and_then(|value| value.to_str().ok())
+        .filter(|aud| !aud.is_empty())
+        .or_else(|| {
+            token_audiences
+                .first()
+                .copied()
+                .filter(|aud| !aud.is_empty())
+        })
+        .unwrap_or("authenticated");
+    if token_audiences.first() != Some(&request_audience) {
+        return auth_error(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "Token audience doesn't match request audience",
+        );
+    }
     if endpoint.deleted_users.lock().unwrap().contains(sub) {
         return auth_error(
             StatusCode::FORBIDDEN,
@@ -433,6 +482,14 @@ async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> 
         "is_anonymous": false,
     }))
     .into_response()
+}
+
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|group| group.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|group| group.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// The environment a test deployment runs with.
