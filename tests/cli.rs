@@ -63,6 +63,26 @@ async fn malformed_values_exit_2_before_binding() {
 }
 
 #[tokio::test]
+async fn version_and_help_exit_0_and_name_every_command() {
+    let (code, stdout, stderr) = run(&["--version"], &[]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!("telnyx-webrtc-credentials {}", env!("CARGO_PKG_VERSION"))
+    );
+    for args in [&["help"][..], &["--help"], &["-h"]] {
+        let (code, stdout, stderr) = run(args, &[]).await;
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        for command in ["serve", "demo", "check-config", "help", "--version"] {
+            assert!(
+                stdout.contains(command),
+                "{args:?}: {command} missing in:\n{stdout}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn check_config_prints_the_effective_configuration_redacted() {
     let supabase = FakeSupabase::start(&[]).await;
     let (code, stdout, stderr) = run(&["check-config"], &serve_env(&supabase)).await;

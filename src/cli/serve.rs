@@ -1,0 +1,59 @@
+//! `serve` and `demo`: run the service until SIGINT or SIGTERM; `demo` first makes up its
+//! secrets and prints how to call it.
+
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use secrecy::SecretString;
+
+use super::{EXIT_CONFIG, config_failure};
+use crate::config::{Config, ConfigErrors, process_env};
+use crate::server::{Server, shutdown_signal};
+use crate::{demo, telemetry};
+
+pub(super) fn serve() -> ExitCode {
+    run(Config::from_process_env(), None)
+}
+
+pub(super) fn demo() -> ExitCode {
+    let secrets = demo::generate_secrets();
+    let secret = secrets.jwt_secret.clone();
+    run(Config::demo(process_env, secrets), Some(secret))
+}
+
+/// Serves `config`; with `demo_secret`, first prints how to call the demo.
+fn run(config: Result<Config, ConfigErrors>, demo_secret: Option<SecretString>) -> ExitCode {
+    let config = match config {
+        Ok(config) => config,
+        Err(errors) => return config_failure(&errors),
+    };
+    // Dropped when `run` returns, which writes out the last lines.
+    let _logs = telemetry::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    runtime.block_on(async move {
+        let server = match Server::bind(&config).await {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        if let Some(secret) = demo_secret {
+            let token = demo::mint_token(&secret, SystemTime::now());
+            println!("{}", demo::instructions(server.local_addr(), &token));
+        }
+        match server.serve_until(shutdown_signal()).await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                tracing::error!(%error, "the server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
