@@ -19,12 +19,14 @@ pub use access::{
 };
 pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
 pub use limits::{LimitsConfig, RateLimit};
+pub use prune::{PruneConfig, SupabaseAdminConfig};
 
 mod access;
 mod credentials;
 mod display;
 mod env;
 mod limits;
+mod prune;
 
 /// Supabase's own check: a legacy JWT secret is at least 32 characters. A shorter secret is a
 /// typo (or a key pasted into the wrong variable), and HS256 with it would be brute-forceable.
@@ -137,7 +139,7 @@ pub enum CredentialSourceConfig {
         ttl: Duration,
     },
     /// One Telnyx telephony credential per Supabase user, and short-lived login tokens for it.
-    PerUser(PerUserConfig),
+    PerUser(Box<PerUserConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -393,7 +395,7 @@ fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
 }
 
 /// `https://<ref>.supabase.co`, without a trailing slash, path, query or fragment.
-fn parse_supabase_url(value: &str) -> Result<String, String> {
+pub(super) fn parse_supabase_url(value: &str) -> Result<String, String> {
     let hint = "set it to https://<project-ref>.supabase.co";
     let url = Url::parse(value).map_err(|_| format!("is {value:?}, not a URL: {hint}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {

@@ -271,8 +271,14 @@ fn every_variable_read_is_documented_in_the_readme_and_env_example() {
             (name == "CREDENTIAL_MODE").then(|| mode.to_owned())
         });
     }
+    // `prune` reads a few of its own (SUPABASE_URL only with the secret key).
+    let _ = PruneConfig::from_lookup(|name| {
+        asked.borrow_mut().push(name.to_owned());
+        (name == "SUPABASE_SERVICE_ROLE_KEY").then(|| "sb_secret_x".to_owned())
+    });
     let asked = asked.into_inner();
     assert!(asked.len() >= 25, "{asked:?}");
+    assert!(asked.iter().any(|name| name == "SUPABASE_SERVICE_ROLE_KEY"));
     let env_example = include_str!("../../.env.example");
     let readme = include_str!("../../README.md");
     for name in asked {

@@ -14,6 +14,7 @@ use crate::config::{CredentialConfig, CredentialSourceConfig};
 use crate::telnyx::TelnyxError;
 pub use connectivity::{Connectivity, IceServer};
 use per_user::PerUserCredentials;
+pub use per_user::owner_of;
 use shared::SharedCredential;
 
 mod connectivity;

@@ -34,6 +34,8 @@ pub const SIP_PASSWORD: &str = "test-sip-password-8d1f";
 pub const ALLOWED_ORIGIN: &str = "https://app.example.com";
 /// The anon key the fake Supabase's gateway accepts as `apikey`.
 pub const ANON_KEY: &str = "test-anon-key-5b0f2c9e";
+/// The project's secret key, as `prune` sends it to the admin API.
+pub const SERVICE_ROLE_KEY: &str = "sb_secret_test_service_role_1f3a9c";
 
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -243,6 +245,9 @@ struct UserEndpoint {
     open: tokio::sync::watch::Sender<bool>,
     revoked_sessions: Mutex<HashSet<String>>,
     deleted_users: Mutex<HashSet<String>>,
+    /// While on, the admin users endpoint answers 500.
+    admin_failing: AtomicBool,
+    admin_calls: AtomicUsize,
 }
 
 impl FakeSupabase {
@@ -258,11 +263,14 @@ impl FakeSupabase {
                 open: tokio::sync::watch::Sender::new(true),
                 revoked_sessions: Mutex::default(),
                 deleted_users: Mutex::default(),
+                admin_failing: AtomicBool::new(false),
+                admin_calls: AtomicUsize::new(0),
             },
         });
         let app = axum::Router::new()
             .route("/auth/v1/.well-known/jwks.json", get(serve_jwks))
             .route("/auth/v1/user", get(serve_user))
+            .route("/auth/v1/admin/users/{id}", get(serve_admin_user))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -310,6 +318,19 @@ impl FakeSupabase {
     pub fn delete_user(&self, user_id: &str) {
         let mut deleted = self.state.user.deleted_users.lock().unwrap();
         deleted.insert(user_id.to_owned());
+    }
+
+    /// While on, `/auth/v1/admin/users/{id}` answers 500.
+    pub fn set_admin_failing(&self, failing: bool) {
+        self.state
+            .user
+            .admin_failing
+            .store(failing, Ordering::SeqCst);
+    }
+
+    /// How many requests `/auth/v1/admin/users/{id}` has received.
+    pub fn admin_calls(&self) -> usize {
+        self.state.user.admin_calls.load(Ordering::SeqCst)
     }
 
     /// While on, `/auth/v1/user` answers 500.
@@ -482,6 +503,51 @@ async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> 
         "is_anonymous": false,
     }))
     .into_response()
+}
+
+/// `GET /auth/v1/admin/users/{id}` as Supabase serves it (supabase/auth internal/api/admin.go):
+/// the gateway wants the secret key as `apikey`, Auth wants it as the bearer
+/// (`requireAdminCredentials`), then `loadUser` answers 404 `validation_failed` for an id that is
+/// not a UUID and 404 `user_not_found` for a user that does not exist. Every UUID is a user
+/// here until [`FakeSupabase::delete_user`].
+async fn serve_admin_user(
+    State(state): State<Arc<FakeState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let endpoint = &state.user;
+    endpoint.admin_calls.fetch_add(1, Ordering::SeqCst);
+    if endpoint.admin_failing.load(Ordering::SeqCst) {
+        return auth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected_failure",
+            "Unexpected failure",
+        );
+    }
+    if headers.get("apikey").map(|key| key.as_bytes()) != Some(SERVICE_ROLE_KEY.as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Invalid API key"})),
+        )
+            .into_response();
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    if bearer != Some(format!("Bearer {SERVICE_ROLE_KEY}").as_str()) {
+        return auth_error(StatusCode::FORBIDDEN, "not_admin", "User not allowed");
+    }
+    if !is_uuid(&id) {
+        return auth_error(
+            StatusCode::NOT_FOUND,
+            "validation_failed",
+            "user_id must be an UUID",
+        );
+    }
+    if endpoint.deleted_users.lock().unwrap().contains(&id) {
+        return auth_error(StatusCode::NOT_FOUND, "user_not_found", "User not found");
+    }
+    Json(json!({ "id": id, "aud": "authenticated", "role": "authenticated" })).into_response()
 }
 
 fn is_uuid(text: &str) -> bool {

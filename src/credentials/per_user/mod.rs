@@ -253,9 +253,19 @@ impl UserSlot {
     }
 }
 
+/// What every credential this service creates is named before the user id.
+const NAME_PREFIX: &str = "supabase:";
+
 /// The name that finds a user's credential again: the Supabase user id (`sub`), namespaced.
 fn credential_name(user_id: &str) -> String {
-    format!("supabase:{user_id}")
+    format!("{NAME_PREFIX}{user_id}")
+}
+
+/// The user a credential was created for, if this service named it (`prune` touches no other).
+pub fn owner_of(credential_name: &str) -> Option<&str> {
+    credential_name
+        .strip_prefix(NAME_PREFIX)
+        .filter(|user_id| !user_id.is_empty())
 }
 
 #[cfg(test)]
