@@ -14,7 +14,11 @@ Exits 1 naming every broken promise:
   routes to, so it is not public;
 - an Ingress with TLS for every host it serves, and TRUST_PROXY_HEADERS on behind it;
 - a NetworkPolicy that lets in only the API and metrics ports and lets out only DNS and HTTPS;
-- the image tagged with the crate's version.
+- the image tagged with the crate's version;
+- per-user/cronjob-prune.yaml: `prune --apply` from the Deployment's image with the per_user
+  ConfigMap and Secret, on a five-field schedule, never two runs at once, a pod that does not
+  restart in place and that neither the Service nor the PDB selects, and the same container
+  promises.
 """
 
 import pathlib
@@ -57,6 +61,7 @@ def main(directory: pathlib.Path) -> list[str]:
     kinds = ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "NetworkPolicy"]
     for kind in kinds:
         require(kind in manifests, f"no {kind} in {directory}")
+    require((directory / "per-user" / "cronjob-prune.yaml").is_file(), f"no per-user/cronjob-prune.yaml in {directory}")
     for mode_dir in MODES:
         for name in ["configmap.yaml", "secret.yaml.example"]:
             require((directory / mode_dir / name).is_file(), f"no {mode_dir}/{name} in {directory}")
@@ -77,19 +82,9 @@ def main(directory: pathlib.Path) -> list[str]:
         get = container.get(probe, {}).get("httpGet", {})
         require(get.get("path") == path, f"{probe} does not GET {path}")
         require(ports.get(get.get("port")) == exposed, f"{probe} is not on the port the Dockerfile exposes")
-    security = container.get("securityContext", {})
-    require(pod.get("securityContext", {}).get("runAsNonRoot") is True, "the pod may run as root")
-    require(security.get("readOnlyRootFilesystem") is True, "the root file system is writable")
-    require(security.get("allowPrivilegeEscalation") is False, "privilege escalation is allowed")
-    require(security.get("capabilities", {}).get("drop") == ["ALL"], "capabilities are not all dropped")
-    for kind in ["requests", "limits"]:
-        for resource in ["cpu", "memory"]:
-            require(resource in container.get("resources", {}).get(kind, {}), f"no {resource} {kind}")
-    for variable in container.get("env", []):
-        require("value" not in variable or not SECRET_NAME.search(variable["name"]), f"{variable['name']} is inline")
+    check_container(pod, container, "the Deployment", require)
     secret_refs = [source["secretRef"]["name"] for source in container.get("envFrom", []) if "secretRef" in source]
     config_refs = [source["configMapRef"]["name"] for source in container.get("envFrom", []) if "configMapRef" in source]
-    require(secret_refs, "no Secret is referenced (envFrom secretRef)")
     require(config_refs, "no ConfigMap is referenced (envFrom configMapRef)")
     pause = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     version = re.search(r'^version = "([^"]+)"', pathlib.Path("Cargo.toml").read_text(), re.MULTILINE).group(1)
@@ -150,6 +145,26 @@ def main(directory: pathlib.Path) -> list[str]:
     require(all(rule.get("ports") for rule in policy.get("egress", [])), "a NetworkPolicy egress rule allows every port")
     require(allowed_out == [53, 443], f"the NetworkPolicy lets out ports {allowed_out}, not DNS (53) and HTTPS (443) alone")
 
+    # The per_user clean-up: prune once a day, with the per_user settings and the same promises.
+    cronjob = yaml.safe_load((directory / "per-user" / "cronjob-prune.yaml").read_text())["spec"]
+    job_pod = cronjob["jobTemplate"]["spec"]["template"]["spec"]
+    [prune] = job_pod["containers"]
+    require(prune.get("args") == ["prune", "--apply"], "the CronJob does not run prune --apply")
+    require(prune.get("image") == container.get("image"), "the CronJob runs another image than the Deployment")
+    require(len(cronjob.get("schedule", "").split()) == 5, "the CronJob's schedule is not five cron fields")
+    require(cronjob.get("concurrencyPolicy") == "Forbid", "two prune runs may overlap")
+    require(job_pod.get("restartPolicy") == "Never", "a failed prune restarts in place instead of failing its Job")
+    check_container(job_pod, prune, "the CronJob", require)
+    sources = prune.get("envFrom", [])
+    prune_config_maps = {source["configMapRef"]["name"] for source in sources if "configMapRef" in source}
+    prune_secrets = {source["secretRef"]["name"] for source in sources if "secretRef" in source}
+    require(set(config_refs) <= prune_config_maps, "the CronJob lacks the service's ConfigMap")
+    require(set(secret_refs) <= prune_secrets, "the CronJob lacks the service's Secret")
+    prune_labels = cronjob["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    selects_prune = lambda selector: all(prune_labels.get(k) == v for k, v in selector.items())
+    require(not selects_prune(service["spec"]["selector"]), "the Service would route traffic to a prune pod")
+    require(not selects_prune(manifests["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]), "the PDB counts prune pods")
+
     # Disruptions and scaling.
     require(selects(manifests["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"]), "the PDB selects no pod")
     require(manifests["PodDisruptionBudget"]["spec"].get("minAvailable", 0) >= 1, "the PDB lets every pod go")
@@ -157,6 +172,22 @@ def main(directory: pathlib.Path) -> list[str]:
     require(hpa["scaleTargetRef"]["name"] == deployment["metadata"]["name"], "the HPA scales another Deployment")
     require(hpa["minReplicas"] >= 2, "the HPA may scale below 2 replicas")
     return problems
+
+
+def check_container(pod, container, owner, require):
+    """The promises every container here keeps: non-root, read-only, no capabilities, bounded."""
+    security = container.get("securityContext", {})
+    require(pod.get("securityContext", {}).get("runAsNonRoot") is True, f"{owner}'s pod may run as root")
+    require(security.get("readOnlyRootFilesystem") is True, f"{owner}'s root file system is writable")
+    require(security.get("allowPrivilegeEscalation") is False, f"{owner} allows privilege escalation")
+    require(security.get("capabilities", {}).get("drop") == ["ALL"], f"{owner}'s capabilities are not all dropped")
+    for kind in ["requests", "limits"]:
+        for resource in ["cpu", "memory"]:
+            require(resource in container.get("resources", {}).get(kind, {}), f"{owner} has no {resource} {kind}")
+    for variable in container.get("env", []):
+        require("value" not in variable or not SECRET_NAME.search(variable["name"]), f"{owner}: {variable['name']} is inline")
+    secret_refs = [source["secretRef"]["name"] for source in container.get("envFrom", []) if "secretRef" in source]
+    require(secret_refs, f"{owner} references no Secret (envFrom secretRef)")
 
 
 if __name__ == "__main__":

@@ -73,7 +73,14 @@ async fn version_and_help_exit_0_and_name_every_command() {
     for args in [&["help"][..], &["--help"], &["-h"]] {
         let (code, stdout, stderr) = run(args, &[]).await;
         assert_eq!(code, 0, "{args:?}: {stderr}");
-        for command in ["serve", "demo", "check-config", "help", "--version"] {
+        for command in [
+            "serve",
+            "demo",
+            "check-config",
+            "prune",
+            "help",
+            "--version",
+        ] {
             assert!(
                 stdout.contains(command),
                 "{args:?}: {command} missing in:\n{stdout}"

@@ -6,6 +6,11 @@
 //! concurrent checks of one session share one call, so each session costs Supabase at most one
 //! call per cache period. Refusals are never cached. Anything but a clear yes or a clear no
 //! (Supabase unreachable, slow, erroring, or refusing our `apikey`) fails closed.
+//!
+//! A custom `SUPABASE_JWT_AUDIENCE` works here as it is: no `X-JWT-AUD` header is sent, so
+//! Supabase takes the request's audience from the token's own first `aud` (`requestAud` in
+//! supabase/auth internal/api/helpers.go) and `UserGet` (internal/api/user.go) finds them equal.
+//! Sending the configured audience instead would refuse tokens whose `aud` lists it second.
 
 use std::time::{Duration, Instant};
 
@@ -161,6 +166,24 @@ impl SessionCheck {
                         .code
                         .unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
                 ))
+            }
+            StatusCode::BAD_REQUEST => {
+                let answer = ErrorAnswer::parse(&body);
+                let error_code = answer.code.as_deref().unwrap_or("none");
+                let hint = match error_code {
+                    "validation_failed" => {
+                        "Supabase wants the token's first aud to be the audience of the request: issue tokens whose aud starts with SUPABASE_JWT_AUDIENCE"
+                    }
+                    "bad_jwt" => {
+                        "Supabase refuses the token's claims (sub and session_id must be UUIDs): only tokens that Supabase Auth issued can be checked, so turn SUPABASE_VERIFY_SESSION off for any others"
+                    }
+                    _ => "Supabase refused the request itself: check SUPABASE_URL",
+                };
+                tracing::warn!(error_code, message = %answer.message, "Supabase's session check answered 400: {hint}");
+                Err(unavailable(format!(
+                    "{} answered HTTP 400 with error_code {error_code} ({}): {hint}",
+                    self.user_url, answer.message
+                )))
             }
             _ => Err(unavailable(format!(
                 "{} answered HTTP {status}",

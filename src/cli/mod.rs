@@ -2,6 +2,8 @@
 //! codes every command shares. Each command's body is a file of its own.
 
 mod check_config;
+mod progress;
+mod prune;
 mod serve;
 
 use std::path::PathBuf;
@@ -43,6 +45,16 @@ enum Command {
         #[arg(long)]
         online: bool,
     },
+    /// List the per_user credentials to delete at Telnyx: expired ones, and (with
+    /// SUPABASE_SERVICE_ROLE_KEY) those whose Supabase user is gone. A dry run unless --apply.
+    #[command(
+        after_help = "Exit codes: 0 done, 1 something could not be done (a deletion, the listing, a user check), 2 a configuration error. Only credentials this service named (supabase:<user id>) are ever touched."
+    )]
+    Prune {
+        /// Delete them (without it, only report what would be deleted).
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 impl Cli {
@@ -59,6 +71,7 @@ impl Cli {
             Command::Serve => serve::serve(),
             Command::Demo => serve::demo(&dot_env),
             Command::CheckConfig { online } => check_config::check_config(online),
+            Command::Prune { apply } => prune::prune(apply),
         }
     }
 }

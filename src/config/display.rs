@@ -93,6 +93,16 @@ impl fmt::Display for Config {
                     per_user.api.request_budget.as_secs()
                 )?;
                 writeln!(f, "TOKEN_CACHE_MAX_USERS  = {}", per_user.cache_capacity)?;
+                writeln!(
+                    f,
+                    "TELNYX_CREDENTIAL_PROPAGATION_SECS = {}",
+                    per_user.propagation.as_secs()
+                )?;
+                writeln!(
+                    f,
+                    "TELNYX_CREDENTIAL_IDLE_DAYS = {}",
+                    per_user.idle.as_secs() / 86_400
+                )?;
             }
         }
         writeln!(f, "TELNYX_SIP_REALM       = {}", credentials.realm)?;

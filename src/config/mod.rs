@@ -19,6 +19,7 @@ pub use access::{
 };
 pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
 pub use limits::{LimitsConfig, RateLimit};
+pub use prune::{PruneConfig, SupabaseAdminConfig};
 pub use template::{ENV_EXAMPLE, placeholder_in};
 
 mod access;
@@ -26,6 +27,7 @@ mod credentials;
 mod display;
 mod env;
 mod limits;
+mod prune;
 mod template;
 
 /// Supabase's own check: a legacy JWT secret is at least 32 characters. A shorter secret is a
@@ -37,9 +39,12 @@ pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_ACCESS_TOKEN_CACHE_ENTRIES: usize = 5_000;
 pub const DEFAULT_SIP_REALM: &str = "sip.telnyx.com";
 pub const DEFAULT_STUN_URLS: [&str; 2] = ["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"];
-pub const DEFAULT_TURN_URLS: [&str; 2] = [
+/// UDP and TCP on 3478, and TLS on 443 for networks that let only HTTPS out, written as
+/// `@telnyx/webrtc` writes it (`DEFAULT_PROD_ICE_SERVERS` in packages/js `util/constants`).
+pub const DEFAULT_TURN_URLS: [&str; 3] = [
     "turn:turn.telnyx.com:3478?transport=udp",
     "turn:turn.telnyx.com:3478?transport=tcp",
+    "turns:turn.telnyx.com:443",
 ];
 
 /// Everything the service needs to run, with secrets wrapped so `Debug` never prints them.
@@ -116,8 +121,9 @@ pub struct CredentialConfig {
     pub realm: String,
     pub stun_urls: Vec<String>,
     pub turn_urls: Vec<String>,
-    /// TURN credentials of their own. Without them, static mode gives TURN the shared SIP
-    /// identity and per_user mode gives TURN none (a SIP password never reaches the browser).
+    /// TURN credentials of their own (from Telnyx support or the operator's own TURN service).
+    /// Only with them does the answer carry `ice_servers`; without them `turn_servers` carries
+    /// the shared SIP identity in static mode and nothing in per_user mode.
     pub turn_credentials: Option<TurnCredentials>,
 }
 
@@ -138,7 +144,7 @@ pub enum CredentialSourceConfig {
         ttl: Duration,
     },
     /// One Telnyx telephony credential per Supabase user, and short-lived login tokens for it.
-    PerUser(PerUserConfig),
+    PerUser(Box<PerUserConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +156,10 @@ pub struct PerUserConfig {
     pub refresh_margin: Duration,
     /// Most users whose login tokens are kept in memory.
     pub cache_capacity: usize,
+    /// No login token is handed out for a credential younger than this.
+    pub propagation: Duration,
+    /// A credential expires this long after its last token unless moved forward.
+    pub idle: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -399,7 +409,7 @@ fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
 }
 
 /// `https://<ref>.supabase.co`, without a trailing slash, path, query or fragment.
-fn parse_supabase_url(value: &str, allow_insecure_http: bool) -> Result<String, String> {
+pub(super) fn parse_supabase_url(value: &str, allow_insecure_http: bool) -> Result<String, String> {
     let hint = "set it to https://<project-ref>.supabase.co";
     let url = Url::parse(value).map_err(|_| format!("is {value:?}, not a URL: {hint}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {

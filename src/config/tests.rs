@@ -215,6 +215,8 @@ fn per_user_mode_reads_telnyx_api_access_and_needs_no_sip_identity() {
     assert_eq!(per_user.api.base_url.as_str(), "https://api.telnyx.com/v2");
     assert_eq!(per_user.api.request_budget, Duration::from_secs(15));
     assert_eq!(per_user.refresh_margin, Duration::from_secs(600));
+    assert_eq!(per_user.propagation, Duration::from_secs(5));
+    assert_eq!(per_user.idle, Duration::from_secs(30 * 86_400));
     for printed in [format!("{config:?}"), config.to_string()] {
         assert!(!printed.contains("KEY0123456789ABCDEF"), "{printed}");
     }
@@ -242,6 +244,14 @@ fn per_user_values_are_checked() {
         ("TELNYX_REQUEST_BUDGET_SECS", "0", "whole number"),
         ("TELNYX_REQUEST_BUDGET_SECS", "60", "REQUEST_TIMEOUT_SECS"),
         ("TOKEN_REFRESH_MARGIN_SECS", "ten", "whole number"),
+        ("TELNYX_CREDENTIAL_PROPAGATION_SECS", "31", "from 0 to 30"),
+        (
+            "TELNYX_CREDENTIAL_PROPAGATION_SECS",
+            "15",
+            "not below TELNYX_REQUEST_BUDGET_SECS (15)",
+        ),
+        ("TELNYX_CREDENTIAL_IDLE_DAYS", "0", "from 1 to 3650"),
+        ("TELNYX_CREDENTIAL_IDLE_DAYS", "3651", "from 1 to 3650"),
     ];
     for (variable, value, hint) in cases {
         let errors = per_user(&[(variable, value)]).unwrap_err();
@@ -261,8 +271,14 @@ fn every_variable_read_is_documented_in_the_configuration_docs_and_env_example()
             (name == "CREDENTIAL_MODE").then(|| mode.to_owned())
         });
     }
+    // `prune` reads a few of its own (SUPABASE_URL only with the secret key).
+    let _ = PruneConfig::from_lookup(|name| {
+        asked.borrow_mut().push(name.to_owned());
+        (name == "SUPABASE_SERVICE_ROLE_KEY").then(|| "sb_secret_x".to_owned())
+    });
     let asked = asked.into_inner();
     assert!(asked.len() >= 25, "{asked:?}");
+    assert!(asked.iter().any(|name| name == "SUPABASE_SERVICE_ROLE_KEY"));
     let env_example = include_str!("../../.env.example");
     let configuration = include_str!("../../docs/configuration.md");
     for name in &asked {

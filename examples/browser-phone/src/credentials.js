@@ -39,7 +39,15 @@ export function loginOptions(credential) {
   return { login: credential.username, password: credential.password };
 }
 
-/** The options for `new TelnyxRTC(...)`: the login and the service's ICE servers. */
+/**
+ * The options for `new TelnyxRTC(...)`: the login, and the service's ICE servers only when it
+ * sends them. The SDK replaces its own STUN and TURN servers (TURN over TLS on 443 among them,
+ * with credentials it provisions itself) with any `iceServers` it is given; the service sends
+ * `ice_servers` only when its operator configured TURN credentials, and otherwise the SDK's own
+ * relays must stay.
+ */
 export function clientOptions(credential) {
-  return { ...loginOptions(credential), iceServers: credential.ice_servers };
+  const options = loginOptions(credential);
+  if (credential.ice_servers) options.iceServers = credential.ice_servers;
+  return options;
 }

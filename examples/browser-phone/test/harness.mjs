@@ -135,6 +135,12 @@ export async function startService(args, env) {
   return service;
 }
 
+/** TURN credentials of the operator's own, for the runs that configure them. */
+export const CONFIGURED_TURN = {
+  TELNYX_TURN_USERNAME: "operator-turn-user",
+  TELNYX_TURN_PASSWORD: "operator-turn-secret",
+};
+
 /**
  * The service in per_user mode (`serve`) against local Supabase and Telnyx stand-ins, plus
  * `env`. `tokenLifetimes` goes to the Telnyx stand-in. `accessToken()` signs in a new user.
@@ -185,26 +191,31 @@ export function launchChromium() {
 
 /**
  * Opens the phone on `origin` with `fragment` in a fresh browser context, behind a stand-in for
- * Telnyx's signaling server. Requests for anything but loopback (which Chromium cannot resolve
- * here) land in `strays`. No `route()`: with request interception on, Playwright answers CORS
- * preflights itself, and the preflight must be the service's.
+ * Telnyx's signaling server (`signaling` options: see FakeTelnyxSignaling). Requests for
+ * anything but loopback (which Chromium cannot resolve here) land in `strays`. No `route()`:
+ * with request interception on, Playwright answers CORS preflights itself, and the preflight
+ * must be the service's.
  */
-export async function openPhone(browser, origin, fragment, { storage = {} } = {}) {
+export async function openPhone(browser, origin, fragment, { storage = {}, ...signalingOptions } = {}) {
   const context = await browser.newContext();
   const tab = await context.newPage();
   const strays = [];
   context.on("request", (request) => {
     if (new URL(request.url()).hostname !== "127.0.0.1") strays.push(request.url());
   });
-  const signaling = new FakeTelnyxSignaling();
+  const signaling = new FakeTelnyxSignaling(signalingOptions);
   await signaling.attach(tab);
-  // What the page hands RTCPeerConnection, recorded before any page script runs.
+  // What the SDK hands RTCPeerConnection, recorded before any page script runs. The connection
+  // itself is given only the loopback servers among them, so ICE gathering sends nothing off
+  // the machine even when the SDK's own (Telnyx) servers are in the list.
   await tab.addInitScript(() => {
     window.peerConnectionConfigs = [];
     const Original = window.RTCPeerConnection;
+    const onLoopback = (server) => [server.urls].flat().every((url) => /^(stuns?|turns?):127\.0\.0\.1[:?]/.test(url));
     window.RTCPeerConnection = function (config, ...rest) {
       window.peerConnectionConfigs.push(JSON.parse(JSON.stringify(config ?? {})));
-      return new Original(config, ...rest);
+      const kept = { ...config, iceServers: (config?.iceServers ?? []).filter(onLoopback) };
+      return new Original(kept, ...rest);
     };
     window.RTCPeerConnection.prototype = Original.prototype;
   });
@@ -236,6 +247,22 @@ export async function statusWhen(tab, state) {
   return output.textContent();
 }
 
+/** Places a call from the open phone and resolves with the `RTCPeerConnection` config. */
+export async function placeCall(phone) {
+  await phone.tab.fill("#number", "+15551234567");
+  await phone.tab.click("#call");
+  await phone.tab.waitForFunction(() => window.peerConnectionConfigs.length > 0);
+  const [config] = await phone.tab.evaluate(() => window.peerConnectionConfigs);
+  return config;
+}
+
+/** The TURN servers in an `RTCPeerConnection` config that come with credentials: relays. */
+export function relaysOf(config) {
+  return (config.iceServers ?? []).filter(
+    (server) => [server.urls].flat().some((url) => /^turns?:/.test(url)) && server.username && server.credential,
+  );
+}
+
 /**
  * Plays Telnyx's WebRTC signaling server (wss://rtc.telnyx.com, JSON-RPC 2.0 over a WebSocket)
  * through Playwright's WebSocket routing: no socket leaves the browser.
@@ -243,10 +270,26 @@ export async function statusWhen(tab, state) {
  * The handshake follows the SDK's own expectations: `login` is answered with a session id, then
  * the server says `telnyx_rtc.clientReady`, the SDK asks `telnyx_rtc.gatewayState`, and a
  * `REGED` state is what makes the SDK emit `telnyx.ready`.
+ *
+ * With `telnyx` (the API stand-in) and `propagationMs`, it refuses, as Telnyx's JWT guide warns
+ * it may, a login whose token belongs to a credential younger than `propagationMs`.
  */
 export class FakeTelnyxSignaling {
   /** The `params` of every `login` request, in order. */
   logins = [];
+  /** The `params` of every login refused because its credential was too young. */
+  refused = [];
+
+  constructor({ telnyx, propagationMs = 0 } = {}) {
+    this.telnyx = telnyx;
+    this.propagationMs = propagationMs;
+  }
+
+  /** How old the credential behind a login token is, in ms; undefined if unknown. */
+  #credentialAge(loginToken) {
+    const credential = loginToken && this.telnyx?.credentialOf(loginToken);
+    return credential ? Date.now() - credential.createdAtMs : undefined;
+  }
 
   /** Signaling sockets the page has open now. */
   openSockets = 0;
@@ -264,11 +307,18 @@ export class FakeTelnyxSignaling {
     socket.onMessage((raw) => {
       const request = JSON.parse(raw);
       switch (request.method) {
-        case "login":
+        case "login": {
           this.logins.push(request.params);
+          const age = this.#credentialAge(request.params.login_token);
+          if (age !== undefined && age < this.propagationMs) {
+            this.refused.push({ ...request.params, ageMs: age });
+            send({ id: request.id, error: { code: -32001, message: "Authentication Failure" } });
+            break;
+          }
           send({ id: request.id, result: { message: "logged in", sessid: request.params.sessid ?? randomUUID() } });
           send({ id: randomUUID(), method: "telnyx_rtc.clientReady", params: { reattached_sessions: [] } });
           break;
+        }
         case "telnyx_rtc.gatewayState":
           send({ id: request.id, result: { params: { state: "REGED" } } });
           break;

@@ -212,9 +212,11 @@ describe("docs React snippet", () => {
 /** Runs `check` with the snippet's page open against a fresh service. */
 async function withSnippet(snippet, { env = {}, session = true, forged = false, entry }, check) {
   const page = await snippetPage();
+  // Tokens that live 3 s, so the renewal comes at once; no propagation wait, which would
+  // outlast them (per-user.test.mjs covers the wait).
   const service = await startPerUserService({
     tokenLifetimes: [3],
-    env: { ...LOOPBACK_ICE, CORS_ALLOWED_ORIGINS: page.origin, ...env },
+    env: { ...LOOPBACK_ICE, CORS_ALLOWED_ORIGINS: page.origin, TELNYX_CREDENTIAL_PROPAGATION_SECS: "0", ...env },
   });
   let phone;
   try {
