@@ -19,12 +19,14 @@ pub use access::{
 };
 pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
 pub use limits::{LimitsConfig, RateLimit};
+pub use shared::{DEFAULT_REDIS_COMMAND_TIMEOUT_MS, RedisConfig};
 
 mod access;
 mod credentials;
 mod display;
 mod env;
 mod limits;
+mod shared;
 
 /// Supabase's own check: a legacy JWT secret is at least 32 characters. A shorter secret is a
 /// typo (or a key pasted into the wrong variable), and HS256 with it would be brute-forceable.
@@ -55,6 +57,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Rate limits, the in-flight cap and request size caps.
     pub limits: LimitsConfig,
+    /// `REDIS_URL`: the store replicas share; `None` keeps every replica's state in its memory.
+    pub redis: Option<RedisConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -358,6 +362,7 @@ fn common(
         }
     };
     let limits = limits::read(env);
+    let redis = shared::read(env);
     let filter = env.string_or("RUST_LOG", "info");
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
         env.problem(
@@ -375,6 +380,7 @@ fn common(
         request_timeout,
         log: LogConfig { filter, format },
         limits,
+        redis,
     })
 }
 
