@@ -195,6 +195,8 @@ fn lazy_connection(
     let config = ConnectionManagerConfig::new()
         .set_number_of_retries(0)
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(command_timeout));
+        // Ours is the timeout that counts (see `Redis::run`); this one, later, only clears
+        // the connection's record of a request nobody waits for any more.
+        .set_response_timeout(Some(command_timeout * 2));
     ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
