@@ -391,3 +391,75 @@ async fn redis_holds_no_secret_or_identifier_in_clear_and_every_key_expires() {
         }
     }
 }
+
+#[tokio::test]
+async fn managed_redis_over_tls_with_a_password_and_what_a_wrong_setting_looks_like() {
+    let redis = RedisServer::start_with_tls("s3cr3t-redis-pa55").await;
+    let tls = redis.tls();
+    let supabase = FakeSupabase::start(&[]).await;
+    let start = |url: String, trust_test_ca: bool| {
+        let mut env = test_env(&supabase.url);
+        env.extend([("REDIS_URL", url), ("LOG_FORMAT", "json".to_owned())]);
+        if trust_test_ca {
+            // rustls-native-certs reads the trusted roots from here instead of the system's.
+            env.push(("SSL_CERT_FILE", tls.ca_file.display().to_string()));
+        }
+        Process::start(&["serve"], &env)
+    };
+    let right = format!("rediss://:{}@127.0.0.1:{}", tls.password, tls.port);
+    let wrong_password = format!("rediss://:not-the-password@localhost:{}", tls.port);
+    let untrusted = right.clone();
+    let replicas = [
+        start(right, true),
+        start(wrong_password, true),
+        start(untrusted, false),
+    ];
+    let client = reqwest::Client::new();
+    let mut said = Vec::new();
+    for replica in &replicas {
+        let address = replica.address().await;
+        let first_word = replica
+            .wait_for("a line about Redis", |line| {
+                let event: Value = serde_json::from_str(line).ok()?;
+                let message = event["message"].as_str()?;
+                (message.starts_with("connected to Redis") || message.starts_with(WENT_AWAY)).then(
+                    || {
+                        (
+                            message.to_owned(),
+                            event["cause"].as_str().unwrap_or("").to_owned(),
+                        )
+                    },
+                )
+            })
+            .await;
+        let ada = token(&supabase.issuer(), "ada");
+        let response = client
+            .get(format!("{address}/credentials"))
+            .bearer_auth(&ada)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "served with or without Redis");
+        assert!(
+            !replica.text().contains("s3cr3t-redis-pa55"),
+            "{}",
+            replica.text()
+        );
+        said.push(first_word);
+    }
+    assert!(said[0].0.starts_with("connected to Redis"), "{said:?}");
+    assert!(said[1].0.starts_with(WENT_AWAY), "{said:?}");
+    assert!(said[1].1.to_ascii_lowercase().contains("pass"), "{said:?}");
+    assert!(said[2].0.starts_with(WENT_AWAY), "{said:?}");
+    assert!(
+        said[2].1.to_ascii_lowercase().contains("certificate"),
+        "{said:?}"
+    );
+    let stored = redis.contents().await;
+    assert_eq!(
+        stored.len(),
+        1,
+        "the one replica that connected counted: {stored:?}"
+    );
+    assert!(stored[0].key.starts_with("twc:v1:rate:user:"));
+}

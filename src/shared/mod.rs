@@ -39,6 +39,9 @@ use breaker::{Breaker, Transition};
 /// this long: they give up after their own timeout while the attempt goes on in the background.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The one line that says Redis went away (at start-up or later).
+const UNAVAILABLE: &str = "Redis is unavailable: each replica falls back to its own memory (rate limits, session checks) until Redis answers again";
+
 /// Redis did not answer in time, answered with an error, or was skipped because the breaker
 /// is open. Each use falls back in its own way; the cause is logged here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -92,7 +95,13 @@ impl Redis {
 
     fn unavailable_at_start(&self, cause: &str) {
         if let Some(Transition::Opened) = self.breaker.open(Instant::now()) {
-            self.log_unavailable(cause);
+            tracing::warn!(
+                redis = %self.redacted_url,
+                cause,
+                hint = "check REDIS_URL: host and port, the password, rediss:// if the server wants TLS",
+                retry_secs = breaker::COOL_DOWN.as_secs(),
+                "{UNAVAILABLE}"
+            );
             self.replace_connection();
         }
     }
@@ -157,7 +166,7 @@ impl Redis {
             redis = %self.redacted_url,
             cause,
             retry_secs = breaker::COOL_DOWN.as_secs(),
-            "Redis is unavailable: each replica falls back to its own memory (rate limits, session checks) until Redis answers again"
+            "{UNAVAILABLE}"
         );
     }
 
