@@ -12,7 +12,8 @@ import sys
 
 import yaml
 
-SECRET_NAME = re.compile(r"SECRET|PASSWORD|API_KEY|TOKEN", re.IGNORECASE)
+# REDIS_URL carries the Redis password (AUTH), so it is a secret too.
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|API_KEY|TOKEN|REDIS_URL", re.IGNORECASE)
 
 
 def main(directory: pathlib.Path) -> list[str]:

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::Process;
+use common::process::{self, Process};
 use common::redis::RedisServer;
 use common::*;
 use reqwest::header;
@@ -399,7 +399,12 @@ async fn managed_redis_over_tls_with_a_password_and_what_a_wrong_setting_looks_l
     let supabase = FakeSupabase::start(&[]).await;
     let start = |url: String, trust_test_ca: bool| {
         let mut env = test_env(&supabase.url);
-        env.extend([("REDIS_URL", url), ("LOG_FORMAT", "json".to_owned())]);
+        env.extend([
+            ("REDIS_URL", url),
+            ("LOG_FORMAT", "json".to_owned()),
+            // The Redis client's own lines too: none may carry the password.
+            ("RUST_LOG", "trace".to_owned()),
+        ]);
         if trust_test_ca {
             // rustls-native-certs reads the trusted roots from here instead of the system's.
             env.push(("SSL_CERT_FILE", tls.ca_file.display().to_string()));
@@ -462,4 +467,45 @@ async fn managed_redis_over_tls_with_a_password_and_what_a_wrong_setting_looks_l
         "the one replica that connected counted: {stored:?}"
     );
     assert!(stored[0].key.starts_with("twc:v1:rate:user:"));
+}
+
+#[tokio::test]
+async fn check_config_shows_redis_url_without_its_password_and_refuses_a_bad_one() {
+    let env = |url: &str| {
+        let mut env = test_env("https://project-ref.supabase.co");
+        env.push(("REDIS_URL", url.to_owned()));
+        env
+    };
+    let (code, stdout, stderr) = process::run(
+        &["check-config"],
+        &env("rediss://default:s3cr3t-redis-pa55@cache.example.com:6380/1"),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("REDIS_URL              = rediss://default:***@cache.example.com:6380/1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("REDIS_COMMAND_TIMEOUT_MS = 50"), "{stdout}");
+
+    for bad in [
+        "cache.example.com:6379",
+        "https://:s3cr3t-redis-pa55@cache.example.com",
+        "rediss://:s3cr3t-redis-pa55@cache.example.com/#insecure",
+    ] {
+        let (code, stdout, stderr) = process::run(&["check-config"], &env(bad)).await;
+        assert_eq!(code, 2, "{bad}: {stdout}");
+        assert!(stderr.contains("REDIS_URL"), "{bad}: {stderr}");
+        assert!(stderr.contains("set it to redis://"), "{bad}: {stderr}");
+        assert!(!stderr.contains("s3cr3t-redis-pa55"), "{bad}: {stderr}");
+    }
+    let (_, stdout, _) = process::run(
+        &["check-config"],
+        &test_env("https://project-ref.supabase.co"),
+    )
+    .await;
+    assert!(
+        stdout.contains("REDIS_URL              = not set"),
+        "{stdout}"
+    );
 }
