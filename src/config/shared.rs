@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::Url;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::env::Env;
 
@@ -100,15 +100,10 @@ fn parse_redis_url(value: &str) -> Result<(SecretString, String), String> {
     ))
 }
 
-impl RedisConfig {
-    /// Whether the URL asks for TLS.
-    pub fn uses_tls(&self) -> bool {
-        self.url.expose_secret().starts_with("rediss://")
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]

@@ -125,7 +125,8 @@ impl Breaker {
         transition
     }
 
-    pub fn is_open(&self) -> bool {
+    #[cfg(test)]
+    fn is_open(&self) -> bool {
         !matches!(*self.lock(), State::Closed { .. })
     }
 

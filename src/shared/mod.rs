@@ -19,6 +19,13 @@
 //!
 //! Redis 6 or later (or Valkey): the rate limit's script reads the server's clock before it
 //! writes, which needs scripts replicated by their effects, the default since Redis 5.
+//!
+//! # Adding shared state
+//!
+//! A new use picks a kind of key (a row above, with its value and TTL), sends its commands
+//! through [`Redis::run`], which bounds them and keeps the breaker and the metric, and decides
+//! next to its own code what to do on [`Unavailable`]: keep a memory backend beside the Redis
+//! one and write the rules once above both, as `ratelimit` and `auth::session` do.
 
 pub mod breaker;
 pub mod keys;
@@ -146,11 +153,6 @@ impl Redis {
                 Err(Unavailable)
             }
         }
-    }
-
-    /// Whether commands are being skipped (or probed) because Redis stopped answering.
-    pub fn is_unavailable(&self) -> bool {
-        self.breaker.is_open()
     }
 
     fn failed(&self, cause: &str) {
