@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use secrecy::SecretString;
 use telnyx_webrtc_credentials::config::{Config, ConfigErrors, process_env};
+use telnyx_webrtc_credentials::server::open_files::ConnectionBudget;
 use telnyx_webrtc_credentials::server::{Server, shutdown_signal};
 use telnyx_webrtc_credentials::{demo, telemetry};
 
@@ -38,10 +39,16 @@ fn main() -> ExitCode {
             run(Config::demo(process_env, secrets), Some(secret))
         }
         Some("check-config") => match Config::from_process_env() {
-            Ok(config) => {
-                println!("The configuration is valid:\n{config}");
-                ExitCode::SUCCESS
-            }
+            Ok(config) => match ConnectionBudget::at_start_up(&config) {
+                Ok(budget) => {
+                    println!("The configuration is valid:\n{config}\n{budget}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            },
             Err(errors) => config_failure(&errors),
         },
         Some("help" | "-h" | "--help") => {

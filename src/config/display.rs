@@ -124,6 +124,7 @@ impl fmt::Display for Config {
             self.request_timeout.as_secs()
         )?;
         writeln!(f, "{}", self.limits)?;
+        writeln!(f, "{}", self.connections)?;
         writeln!(f, "RUST_LOG               = {}", self.log.filter)?;
         let format = match self.log.format {
             LogFormat::Pretty => "pretty",

@@ -17,10 +17,12 @@ use env::Env;
 pub use access::{
     AccessRules, ClaimRequirement, RULE_CLAIMS, SessionCheckConfig, parse_claim_requirements,
 };
+pub use connections::ConnectionConfig;
 pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
 pub use limits::{LimitsConfig, RateLimit};
 
 mod access;
+mod connections;
 mod credentials;
 mod display;
 mod env;
@@ -55,6 +57,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Rate limits, the in-flight cap and request size caps.
     pub limits: LimitsConfig,
+    /// Header and idle timeouts, the connection cap and the shutdown grace period.
+    pub connections: ConnectionConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -358,6 +362,7 @@ fn common(
         }
     };
     let limits = limits::read(env);
+    let connections = connections::read(env);
     let filter = env.string_or("RUST_LOG", "info");
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
         env.problem(
@@ -375,6 +380,7 @@ fn common(
         request_timeout,
         log: LogConfig { filter, format },
         limits,
+        connections,
     })
 }
 
