@@ -395,8 +395,14 @@ fn connection_timeouts_and_the_cap_default_to_the_documented_values() {
     assert_eq!(config.connections.max_connections, Some(5000));
     assert_eq!(config.connections.shutdown_grace, Duration::from_secs(5));
     let printed = config.to_string();
-    assert!(printed.contains("HTTP_HEADER_TIMEOUT_SECS = 3"), "{printed}");
-    assert!(printed.contains("MAX_CONNECTIONS        = 5000"), "{printed}");
+    assert!(
+        printed.contains("HTTP_HEADER_TIMEOUT_SECS = 3"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("MAX_CONNECTIONS        = 5000"),
+        "{printed}"
+    );
 }
 
 #[test]
