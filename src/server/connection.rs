@@ -34,12 +34,19 @@ use tower::ServiceExt;
 
 use crate::metrics;
 
-/// The two waits a connection is allowed, from `HTTP_HEADER_TIMEOUT_SECS` and
-/// `HTTP_IDLE_TIMEOUT_SECS`.
+/// What a connection is allowed before it delivers a request head.
 #[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub header: Duration,
-    pub idle: Duration,
+pub struct Settings {
+    /// `HTTP_HEADER_TIMEOUT_SECS`.
+    pub header_timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT_SECS`.
+    pub idle_timeout: Duration,
+    /// The most a request head may take in hyper's buffer, request line included; past it
+    /// hyper answers a bare `431`. `MAX_REQUEST_HEADER_BYTES` plus room for the request line and
+    /// line breaks, so a head within that limit always reaches our own check (and its JSON
+    /// `431`), while a slow client cannot make its connection's buffer grow to hyper's default
+    /// of 400 KiB.
+    pub max_head_bytes: usize,
 }
 
 /// Why a connection closed: the `reason` label of `http_connections_closed_total`.
@@ -84,7 +91,7 @@ pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     router: Router,
-    timeouts: Timeouts,
+    settings: Settings,
     shutdown: Watcher,
     permit: OwnedSemaphorePermit,
 ) {
@@ -104,10 +111,11 @@ pub async fn serve(
     builder
         .timer(HeadClock {
             state: state.clone(),
-            timeouts,
+            settings,
             tokio: TokioTimer::new(),
         })
-        .header_read_timeout(timeouts.header)
+        .header_read_timeout(settings.header_timeout)
+        .max_header_size(settings.max_head_bytes)
         .keep_alive(true);
     let result = shutdown.watch(builder.serve_connection(io, service)).await;
     open.closed = match result {
@@ -227,7 +235,7 @@ impl AsyncWrite for CountReads {
 /// The timer hyper's HTTP/1 connection uses for its header deadline (its only use of a timer).
 struct HeadClock {
     state: Arc<HeadState>,
-    timeouts: Timeouts,
+    settings: Settings,
     tokio: TokioTimer,
 }
 
@@ -249,13 +257,13 @@ impl Timer for HeadClock {
         };
         let deadline = match wait {
             Wait::Head => deadline,
-            Wait::FirstByte { .. } => self.tokio.now() + self.timeouts.idle,
+            Wait::FirstByte { .. } => self.tokio.now() + self.settings.idle_timeout,
         };
         Box::pin(WaitForHead {
             wait,
             sleep: self.tokio.sleep_until(deadline),
             state: self.state.clone(),
-            header_timeout: self.timeouts.header,
+            header_timeout: self.settings.header_timeout,
             tokio: self.tokio.clone(),
         })
     }

@@ -18,7 +18,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::config::Config;
 use crate::http::{AppState, app, metrics_app};
 use accept::{Door, accept_if_open};
-use connection::Timeouts;
+use connection::Settings;
 use open_files::{ConnectionBudget, METRICS_CONNECTIONS};
 
 /// Why the service could not start with a configuration that passed validation.
@@ -44,7 +44,7 @@ pub struct Server {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     budget: ConnectionBudget,
-    timeouts: Timeouts,
+    connection: Settings,
     shutdown_grace: Duration,
 }
 
@@ -75,9 +75,10 @@ impl Server {
             metrics_listener,
             state,
             budget,
-            timeouts: Timeouts {
-                header: config.connections.header_timeout,
-                idle: config.connections.idle_timeout,
+            connection: Settings {
+                header_timeout: config.connections.header_timeout,
+                idle_timeout: config.connections.idle_timeout,
+                max_head_bytes: config.limits.max_request_header_bytes + 8 * 1024,
             },
             shutdown_grace: config.connections.shutdown_grace,
         })
@@ -126,7 +127,7 @@ impl Server {
             metrics_listener,
             state,
             budget,
-            timeouts,
+            connection,
             shutdown_grace,
         } = self;
         log_budget(&budget);
@@ -162,7 +163,7 @@ impl Server {
                 stream,
                 peer,
                 router,
-                timeouts,
+                connection,
                 graceful.watcher(),
                 permit,
             ));

@@ -15,8 +15,10 @@ use crate::config::{Config, CredentialSourceConfig};
 pub const RESERVED_FOR_PROCESS: u64 = 64;
 
 /// Connections held on `BIND_ADDR` at most when `MAX_CONNECTIONS` is not set, whatever the file
-/// limit allows: each costs memory, and a slow client's connection about 13 KiB (measured with
-/// `bench/run.sh`'s slowloris line), so this many fit in the Kubernetes manifest's 128 MiB.
+/// limit allows (often a million): each costs memory while its head arrives, 15 to 20 KiB for a
+/// slowloris connection (`bench/run.sh`'s slowloris line) and about 55 KiB for one sending the
+/// largest head allowed, so this many take 60 to 240 MiB at worst. Where memory is tighter, set
+/// `MAX_CONNECTIONS` (the Kubernetes manifest does).
 pub const DEFAULT_MAX_CONNECTIONS_CEILING: usize = 4096;
 
 /// `/metrics`' own connections on `METRICS_BIND_ADDR`, apart from the API's: a flood of the API
