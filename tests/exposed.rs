@@ -323,6 +323,43 @@ async fn idle_connections_close_after_the_idle_timeout_and_a_stalled_next_reques
 }
 
 #[tokio::test]
+async fn a_head_far_over_the_size_limit_is_cut_off_before_it_is_complete() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let env = serve_env(
+        &supabase,
+        &[
+            ("MAX_REQUEST_HEADER_BYTES", "4096"),
+            ("HTTP_HEADER_TIMEOUT_SECS", "60"),
+        ],
+    );
+    let service = Process::start(&["serve"], &env);
+    let address = service.address().await;
+    let mut stream = TcpStream::connect(host_port(&address)).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    // 4 KiB allowed, plus 8 KiB for the request line and line breaks: the 13th KiB of a head
+    // that never ends is where hyper stops buffering it, long before the header timeout.
+    let line = format!("x-padding: {}\r\n", "p".repeat(1000));
+    for _ in 0..13 {
+        if stream.write_all(line.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed long before the header timeout")
+        .ok();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+#[tokio::test]
 async fn sigterm_with_a_slow_client_attached_exits_0_within_the_grace_period() {
     let supabase = FakeSupabase::start(&[]).await;
     // The header timeout alone would keep the slow client for a minute.
