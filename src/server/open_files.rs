@@ -16,7 +16,7 @@ pub const RESERVED_FOR_PROCESS: u64 = 64;
 
 /// Connections held on `BIND_ADDR` at most when `MAX_CONNECTIONS` is not set, whatever the file
 /// limit allows (often a million): each costs memory while its head arrives, 15 to 20 KiB for a
-/// slowloris connection (`bench/run.sh`'s slowloris line) and about 55 KiB for one sending the
+/// slowloris connection (`bench/run.sh`'s slowloris line) and about 53 KiB for one sending the
 /// largest head allowed, so this many take 60 to 240 MiB at worst. Where memory is tighter, set
 /// `MAX_CONNECTIONS` (the Kubernetes manifest does).
 pub const DEFAULT_MAX_CONNECTIONS_CEILING: usize = 4096;
