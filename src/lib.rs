@@ -6,6 +6,7 @@
 //! a [`credentials::WebRTCCredential`].
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod demo;

@@ -293,6 +293,15 @@ async fn cors_preflight_is_allowed_for_configured_origins_only() {
             response.headers()[ACCESS_CONTROL_ALLOW_ORIGIN],
             ALLOWED_ORIGIN
         );
+        // A page can read how long to wait after a 429 or 503, and the request id to quote.
+        let exposed = response.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_lowercase();
+        assert!(
+            exposed.contains("retry-after") && exposed.contains("x-request-id"),
+            "{exposed}"
+        );
     }
     let foreign = app
         .client

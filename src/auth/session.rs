@@ -170,6 +170,48 @@ impl SessionCheck {
     }
 }
 
+/// Whether Supabase accepts `SUPABASE_ANON_KEY`, asked without a user's token: for
+/// `check-config --online`.
+///
+/// `GET /auth/v1/settings` is the one endpoint that checks nothing but the key: Supabase Auth
+/// serves it to anyone (supabase/auth `internal/api/api.go`), and in front of it the API gateway
+/// refuses a missing or unknown `apikey` with a 401, as on every `/auth/v1/` route except the
+/// open ones (the JWKS, `verify`, `callback`, `authorize`; supabase/supabase
+/// `docker/volumes/api/kong.yml`).
+pub async fn check_anon_key(config: &SessionCheckConfig) -> Result<(), String> {
+    let url = config
+        .user_url
+        .join("settings")
+        .expect("a sibling of /auth/v1/user is a URL");
+    let client = super::supabase_client(CHECK_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("the HTTP client's TLS backend initialises");
+    let response = client
+        .get(url.clone())
+        .header("apikey", config.anon_key.expose_secret())
+        .send()
+        .await
+        .map_err(|error| {
+            format!(
+                "could not reach {url}: {}: check SUPABASE_URL, and that this machine reaches it",
+                with_causes(&error)
+            )
+        })?;
+    let status = response.status();
+    let body = read_bounded(response).await.unwrap_or_default();
+    match status {
+        StatusCode::OK => Ok(()),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(format!(
+            "Supabase refused SUPABASE_ANON_KEY at {url} (HTTP {status}: {}): set it to the project's anon (publishable) key (Supabase dashboard → Project Settings → API Keys)",
+            ErrorAnswer::parse(&body).message
+        )),
+        _ => Err(format!(
+            "{url} answered HTTP {status}: check that SUPABASE_URL is the project's URL"
+        )),
+    }
+}
+
 async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response

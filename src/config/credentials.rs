@@ -22,6 +22,7 @@ pub(super) type StaticFallback = Option<(String, SecretString)>;
 pub(super) fn credential_config(
     env: &mut Env<impl Fn(&str) -> Option<String>>,
     demo_identity: StaticFallback,
+    allow_insecure_http: bool,
 ) -> Option<CredentialConfig> {
     let mode = match demo_identity {
         Some(_) => None,
@@ -29,7 +30,7 @@ pub(super) fn credential_config(
     };
     let source = match mode.as_deref() {
         None | Some("static") => static_source(env, demo_identity),
-        Some("per_user") => per_user_source(env),
+        Some("per_user") => per_user_source(env, allow_insecure_http),
         Some(other) => {
             env.problem(
                 "CREDENTIAL_MODE",
@@ -85,6 +86,7 @@ fn static_source(
 /// Telnyx API access for one telephony credential per user.
 fn per_user_source(
     env: &mut Env<impl Fn(&str) -> Option<String>>,
+    allow_insecure_http: bool,
 ) -> Option<CredentialSourceConfig> {
     let api_key = env.required_with(
         "TELNYX_API_KEY",
@@ -99,7 +101,7 @@ fn per_user_source(
     let base_url = env.parsed_or(
         "TELNYX_API_BASE_URL",
         DEFAULT_TELNYX_API_BASE_URL,
-        parse_api_base_url,
+        |value| parse_api_base_url(value, allow_insecure_http),
     );
     let refresh_margin = env.seconds_or("TOKEN_REFRESH_MARGIN_SECS", 600, 0..=43_200);
     let request_budget = env.seconds_or("TELNYX_REQUEST_BUDGET_SECS", 15, 1..=120);
@@ -156,7 +158,7 @@ fn parse_connection_id(value: &str) -> Result<String, String> {
     }
 }
 
-fn parse_api_base_url(value: &str) -> Result<Url, String> {
+fn parse_api_base_url(value: &str, allow_insecure_http: bool) -> Result<Url, String> {
     let hint = format!("set it to {DEFAULT_TELNYX_API_BASE_URL}, or leave it unset");
     let url = Url::parse(value.trim_end_matches('/'))
         .map_err(|_| format!("is {value:?}, not a URL: {hint}"))?;
@@ -166,6 +168,11 @@ fn parse_api_base_url(value: &str) -> Result<Url, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("is {value:?}, with a query or fragment: {hint}"));
     }
+    super::refuse_plain_http(
+        &url,
+        allow_insecure_http,
+        "the API key would be sent in clear, for whoever sits on the way to copy",
+    )?;
     Ok(url)
 }
 

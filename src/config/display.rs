@@ -29,6 +29,7 @@ impl fmt::Display for Config {
             Some(url) => writeln!(f, "JWKS URL               = {url}")?,
             None => writeln!(f, "JWKS URL               = none (demo mode)")?,
         }
+        writeln!(f, "ALLOW_INSECURE_HTTP    = {}", self.allow_insecure_http)?;
         writeln!(f, "SUPABASE_JWT_ISSUER    = {}", auth.issuer)?;
         writeln!(f, "SUPABASE_JWT_AUDIENCE  = {}", auth.audience)?;
         writeln!(

@@ -36,6 +36,23 @@ pub struct TelephonyCredential {
     pub created_at: Option<String>,
 }
 
+/// A credential connection as Telnyx describes it (`RetrieveCredentialConnection`), minus its
+/// SIP `user_name` and `password`, which are left unread as every SIP password is here.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CredentialConnection {
+    #[serde(default)]
+    pub connection_name: Option<String>,
+    /// "Defaults to true" in the reference; a connection turned off places no calls.
+    #[serde(default = "active_by_default")]
+    pub active: bool,
+    #[serde(default)]
+    pub record_type: Option<String>,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
 /// A login token minted for a telephony credential, and when it stops working.
 pub struct LoginToken {
     pub token: SecretString,
@@ -164,6 +181,56 @@ impl TelnyxClient {
                     && !(active_only && credential.expired)
             })
             .collect())
+    }
+
+    /// `GET /credential_connections/{id}`, read-only (`RetrieveCredentialConnection` in
+    /// team-telnyx/openapi `spec3.yml`): proves the API key works and the connection exists on
+    /// its account, for `check-config --online`. 404 is [`TelnyxError::NotFound`].
+    pub async fn credential_connection(
+        &self,
+        connection_id: &str,
+        budget: &Budget,
+    ) -> Result<CredentialConnection, TelnyxError> {
+        let url = self.url(&["credential_connections", connection_id]);
+        let response = self
+            .send("get_connection", budget, || self.http.get(url.clone()))
+            .await?;
+        let found: Data<CredentialConnection> = self.read_json(response).await?;
+        Ok(found.data)
+    }
+
+    /// How many telephony credentials the connection holds, from one page of
+    /// `GET /telephony_credentials` (`meta.total_results`), read-only.
+    pub async fn count_credentials(
+        &self,
+        connection_id: &str,
+        budget: &Budget,
+    ) -> Result<u64, TelnyxError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            meta: Option<Meta>,
+            data: Vec<serde::de::IgnoredAny>,
+        }
+        #[derive(Deserialize)]
+        struct Meta {
+            total_results: Option<u64>,
+        }
+        let mut url = self.url(&["telephony_credentials"]);
+        url.query_pairs_mut()
+            .append_pair(
+                "filter[resource_id]",
+                &format!("connection:{connection_id}"),
+            )
+            .append_pair("page[size]", "1");
+        let response = self
+            .send("list_credentials", budget, || self.http.get(url.clone()))
+            .await?;
+        let page: Page = self.read_json(response).await?;
+        Ok(page
+            .meta
+            .and_then(|meta| meta.total_results)
+            .unwrap_or(page.data.len() as u64))
     }
 
     /// `POST /telephony_credentials`.

@@ -248,6 +248,7 @@ impl FakeSupabase {
         let app = axum::Router::new()
             .route("/auth/v1/.well-known/jwks.json", get(serve_jwks))
             .route("/auth/v1/user", get(serve_user))
+            .route("/auth/v1/settings", get(serve_settings))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -355,6 +356,38 @@ fn auth_error(status: StatusCode, error_code: &str, msg: &str) -> Response {
         .into_response()
 }
 
+/// The API gateway's refusal of a missing or unknown `apikey`, before Auth sees the request.
+fn gateway_refusal(headers: &HeaderMap) -> Option<Response> {
+    let message = match headers.get("apikey").map(|key| key.as_bytes()) {
+        None => "No API key found in request",
+        Some(key) if key != ANON_KEY.as_bytes() => "Invalid API key",
+        Some(_) => return None,
+    };
+    Some(
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "message": message })),
+        )
+            .into_response(),
+    )
+}
+
+/// `GET /auth/v1/settings`: Auth answers anyone; the gateway wants the `apikey`.
+async fn serve_settings(headers: HeaderMap) -> Response {
+    if let Some(refusal) = gateway_refusal(&headers) {
+        return refusal;
+    }
+    Json(json!({
+        "external": { "email": true, "phone": false, "anonymous_users": false },
+        "disable_signup": false,
+        "mailer_autoconfirm": false,
+        "phone_autoconfirm": false,
+        "sms_provider": "",
+        "saml_enabled": false,
+    }))
+    .into_response()
+}
+
 /// `GET /auth/v1/user` as Supabase serves it: the API gateway checks `apikey` first, then Auth
 /// reads the bearer token (signature checking is left to the service under test) and answers
 /// with the user, or 403 when the user or the session no longer exists.
@@ -369,22 +402,8 @@ async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> 
             "Unexpected failure",
         );
     }
-    match headers.get("apikey").map(|key| key.as_bytes()) {
-        None => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"message": "No API key found in request"})),
-            )
-                .into_response();
-        }
-        Some(key) if key != ANON_KEY.as_bytes() => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"message": "Invalid API key"})),
-            )
-                .into_response();
-        }
-        Some(_) => {}
+    if let Some(refusal) = gateway_refusal(&headers) {
+        return refusal;
     }
     let claims = headers
         .get(header::AUTHORIZATION)

@@ -95,7 +95,12 @@ pub struct Process {
 
 impl Process {
     pub fn start(args: &[&str], env: &[(&str, String)]) -> Self {
-        Self::spawn(command(args, env, &scratch_dir()))
+        Self::start_in(args, env, &scratch_dir())
+    }
+
+    /// Starts the binary in `dir` (where it looks for `.env`).
+    pub fn start_in(args: &[&str], env: &[(&str, String)], dir: &PathBuf) -> Self {
+        Self::spawn(command(args, env, dir))
     }
 
     /// [`Process::start`] under `ulimit <limits>` (see [`command_with_ulimit`]).

@@ -22,6 +22,8 @@ use super::now_secs;
 
 pub const TELNYX_API_KEY: &str = "KEY0192TEST_telnyx_api_key_3c9e1f";
 pub const CONNECTION_ID: &str = "1684641123236054244";
+/// The SIP password of the credential connection itself, which no output may show.
+pub const CONNECTION_PASSWORD: &str = "connection-sip-password-77ac1e";
 
 /// What the stand-in does with the next requests.
 #[derive(Debug, Clone)]
@@ -84,6 +86,7 @@ impl FakeTelnyx {
             )
             .route("/v2/telephony_credentials/{id}/token", post(create_token))
             .route("/v2/telephony_credentials/{id}", delete(delete_credential))
+            .route("/v2/credential_connections/{id}", get(get_connection))
             .layer(middleware::from_fn_with_state(state.clone(), gatekeeper))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -242,6 +245,7 @@ async fn gatekeeper(
 ) -> Response {
     let path = request.uri().path();
     let endpoint = match *request.method() {
+        axum::http::Method::GET if path.starts_with("/v2/credential_connections/") => "connection",
         axum::http::Method::GET => "list",
         axum::http::Method::DELETE => "delete",
         _ if path.ends_with("/token") => "token",
@@ -329,6 +333,33 @@ async fn list_credentials(
         "data": data,
         "meta": { "total_pages": 1, "total_results": total, "page_number": 1, "page_size": 250 },
     }))
+    .into_response()
+}
+
+/// `GET /credential_connections/{id}` (`RetrieveCredentialConnection`), with the connection's own
+/// SIP user name and password in it, as Telnyx sends them.
+async fn get_connection(Path(id): Path<String>) -> Response {
+    if id != CONNECTION_ID {
+        return errors(
+            StatusCode::NOT_FOUND,
+            "10005",
+            "Resource not found",
+            "The requested resource or URL could not be found.",
+        );
+    }
+    Json(json!({ "data": {
+        "id": CONNECTION_ID,
+        "record_type": "credential_connection",
+        "active": true,
+        "user_name": "connectionuser123",
+        "password": CONNECTION_PASSWORD,
+        "connection_name": "WebRTC users",
+        "created_at": "2026-01-05T10:00:00.000Z",
+        "updated_at": "2026-01-05T10:00:00.000Z",
+        "sip_uri_calling_preference": "disabled",
+        "webhook_event_url": null,
+        "tags": [],
+    }}))
     .into_response()
 }
 

@@ -20,7 +20,10 @@ export async function fetchCredential(tokens) {
   }
   const body = await response.json().catch(() => null);
   if (!response.ok || !body?.success) {
-    throw new PhoneError(body?.error ?? `The credentials service answered ${response.status}.`);
+    const error = new PhoneError(body?.error ?? `The credentials service answered ${response.status}.`);
+    // 429 and 503 say how many seconds to wait before asking again (exposed to pages by CORS).
+    error.retryAfter = Number(response.headers.get("Retry-After")) || 0;
+    throw error;
   }
   return body.credential;
 }

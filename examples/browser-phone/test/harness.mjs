@@ -156,7 +156,14 @@ export async function startPerUserService({ tokenLifetimes, env = {} } = {}) {
   });
   return {
     url: service.url,
+    supabaseUrl: supabase.url,
     telnyx,
+    /** `METHOD path status` of every request the service logged, in order. */
+    requestsSeen: () =>
+      service
+        .events()
+        .filter((event) => event.message === "finished processing request")
+        .map((event) => `${event.method} ${event.path} ${event.status}`),
     accessToken: () => supabaseAccessToken({ supabaseUrl: supabase.url, secret }),
     async stop() {
       await service.stop();
@@ -182,7 +189,7 @@ export function launchChromium() {
  * here) land in `strays`. No `route()`: with request interception on, Playwright answers CORS
  * preflights itself, and the preflight must be the service's.
  */
-export async function openPhone(browser, origin, fragment) {
+export async function openPhone(browser, origin, fragment, { storage = {} } = {}) {
   const context = await browser.newContext();
   const tab = await context.newPage();
   const strays = [];
@@ -201,10 +208,25 @@ export async function openPhone(browser, origin, fragment) {
     };
     window.RTCPeerConnection.prototype = Original.prototype;
   });
+  // What the page finds in localStorage, such as a signed-in Supabase session.
+  await tab.addInitScript((entries) => {
+    for (const [key, value] of Object.entries(entries)) localStorage.setItem(key, value);
+  }, storage);
   const consoleLines = [];
   tab.on("console", (message) => consoleLines.push(message.text()));
+  const pageErrors = [];
+  tab.on("pageerror", (error) => pageErrors.push(error.message));
   await tab.goto(`${origin}/#${fragment}`);
-  return { tab, signaling, strays, consoleLines, close: () => context.close() };
+  return { tab, signaling, strays, consoleLines, pageErrors, close: () => context.close() };
+}
+
+/** Waits until `predicate()` holds, for `what`. */
+export async function eventually(what, predicate, timeoutMs = STARTUP_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs} ms for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
 
 /** The status text once the page is in `state` (loading, ready, calling, error). */
@@ -226,11 +248,18 @@ export class FakeTelnyxSignaling {
   /** The `params` of every `login` request, in order. */
   logins = [];
 
+  /** Signaling sockets the page has open now. */
+  openSockets = 0;
+
   async attach(page) {
     await page.routeWebSocket(/^wss:\/\/rtc\.telnyx\.com/, (socket) => this.#serve(socket));
   }
 
   #serve(socket) {
+    this.openSockets += 1;
+    socket.onClose(() => {
+      this.openSockets -= 1;
+    });
     const send = (message) => socket.send(JSON.stringify({ jsonrpc: "2.0", ...message }));
     socket.onMessage((raw) => {
       const request = JSON.parse(raw);

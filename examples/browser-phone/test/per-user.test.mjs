@@ -62,3 +62,23 @@ test("the SDK logs in with the minted login token, and with a fresh one when it 
     await phone.close();
   }
 });
+
+test("a 429 while renewing is asked again when Retry-After says, and the phone stays ready", async () => {
+  // One request every 3 s: the renewal right after the first fetch is refused.
+  const limited = await startPerUserService({
+    tokenLifetimes: [3],
+    env: { CORS_ALLOWED_ORIGINS: page.origin, RATE_LIMIT_PER_USER: "20/min,burst=1", ...LOOPBACK_ICE },
+  });
+  const phone = await openPhone(browser, page.origin, `api=${limited.url}&access_token=${limited.accessToken()}`);
+  try {
+    await phone.signaling.nthLogin(1);
+    const second = await phone.signaling.nthLogin(2, 30_000);
+    assert.equal(second.login_token, limited.telnyx.tokens[1]);
+    const seen = limited.requestsSeen().filter((line) => line.startsWith("GET /credentials"));
+    assert.deepEqual(seen.slice(0, 3), ["GET /credentials 200", "GET /credentials 429", "GET /credentials 200"]);
+    assert.equal(await statusWhen(phone.tab, "ready"), "Ready");
+  } finally {
+    await phone.close();
+    await limited.stop();
+  }
+});
