@@ -276,15 +276,15 @@ if [ "$SLOWLORIS_CONNECTIONS" -gt 0 ]; then
     echo
     echo "Slowloris: $SLOWLORIS_CONNECTIONS connections sending a request head a byte every 2 s and never finishing it, against the default HTTP_HEADER_TIMEOUT_SECS (10) and MAX_CONNECTIONS; ${SLOWLORIS_DURATION}s of load after ${WARMUP}s warm-up, beside the attack and without it"
     echo "Load: wrk on the same machine, $THREADS threads, $CONNECTIONS connections; load average before / after: $slow_load_before / $(cut -d' ' -f1-3 /proc/loadavg)"
-    printf '| %-26s | %7s | %6s | %6s | %7s | %6s | %s |\n' "load" "req/s" "p50 ms" "p99 ms" "non-2xx" "socket" "a newcomer on a new connection: p50 / p99 / max ms (failures of 200)"
-    printf '|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------" "--------:" "-------:" "-------:" "--------:" "-------:" "---"
+    printf '| %-30s | %7s | %6s | %6s | %7s | %6s | %s |\n' "load" "req/s" "p50 ms" "p99 ms" "non-2xx" "socket" "a newcomer on a new connection: p50 / p99 / max ms (failures of 200)"
+    printf '|%s|%s|%s|%s|%s|%s|%s|\n' "--------------------------------" "--------:" "-------:" "-------:" "--------:" "-------:" "---"
     for run in quiet attack; do
       label=$([ "$run" = quiet ] && echo "without the attack" || echo "beside $SLOWLORIS_CONNECTIONS slow connections")
       awk -v label="$label" '
         FILENAME ~ /wrk/ && /^RESULT / { for (i = 2; i <= NF; i++) { split($i, kv, "="); w[kv[1]] = kv[2] } }
         FILENAME ~ /probe/ && /^PROBE / { for (i = 2; i <= NF; i++) { split($i, kv, "="); p[kv[1]] = kv[2] } }
         END {
-          printf "| %-26s | %7.0f | %6.2f | %6.2f | %7d | %6d | %s / %s / %s (%d) |\n", label,
+          printf "| %-30s | %7.0f | %6.2f | %6.2f | %7d | %6d | %s / %s / %s (%d) |\n", label,
             w["requests"] / (w["duration_us"] / 1e6), w["p50_us"] / 1000, w["p99_us"] / 1000, w["non2xx"],
             w["connect"] + w["read"] + w["write"] + w["timeout"], p["p50_ms"], p["p99_ms"], p["max_ms"], p["failures"]
         }' "$OUT/slowloris-wrk-$run.txt" "$OUT/slowloris-probe-$run.txt"
