@@ -239,7 +239,7 @@ async fn at_the_connection_cap_a_new_client_waits_for_a_free_slot() {
     assert!(
         service
             .text()
-            .contains("MAX_CONNECTIONS reached: new connections wait in the listen backlog"),
+            .contains("connection cap reached: new connections wait in the listen backlog"),
         "{}",
         service.text()
     );

@@ -12,6 +12,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A listener, the router behind it, and its own cap on open connections.
 pub(super) struct Door {
+    /// The variable the listener and its cap come from, for the log.
+    variable: &'static str,
     listener: TcpListener,
     pub(super) router: Router,
     slots: Arc<Semaphore>,
@@ -22,8 +24,14 @@ pub(super) struct Door {
 }
 
 impl Door {
-    pub(super) fn new(listener: TcpListener, router: Router, max_connections: usize) -> Self {
+    pub(super) fn new(
+        variable: &'static str,
+        listener: TcpListener,
+        router: Router,
+        max_connections: usize,
+    ) -> Self {
         Self {
+            variable,
             listener,
             router,
             slots: Arc::new(Semaphore::new(max_connections)),
@@ -45,8 +53,9 @@ impl Door {
             {
                 self.full_since = Some(Instant::now());
                 tracing::warn!(
+                    listener = self.variable,
                     max_connections = self.max_connections,
-                    "MAX_CONNECTIONS reached: new connections wait in the listen backlog until one closes"
+                    "connection cap reached: new connections wait in the listen backlog until one closes"
                 );
             }
             let permit = self

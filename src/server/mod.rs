@@ -104,7 +104,8 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then lets in-flight requests finish, for at most
+    /// `SHUTDOWN_GRACE_SECS` (see [`drain`]).
     ///
     /// The first JWKS fetch runs in the background: an unreachable Supabase delays nothing,
     /// HS256 tokens are served at once, and `/readyz` says 503 until the keys arrive.
@@ -132,17 +133,21 @@ impl Server {
         } = self;
         log_budget(&budget);
         crate::metrics::register_connection_series();
-        let metrics = metrics_listener.map(|listener| {
+        let mut metrics = metrics_listener.map(|listener| {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(%address, "serving /metrics");
             }
-            Door::new(listener, metrics_app(state.clone()), METRICS_CONNECTIONS)
+            Door::new(
+                "METRICS_BIND_ADDR",
+                listener,
+                metrics_app(state.clone()),
+                METRICS_CONNECTIONS,
+            )
         });
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, mode = state.credentials.mode(), "listening");
         }
-        let mut api = Door::new(listener, app(state), budget.max_connections);
-        let mut metrics = metrics;
+        let mut api = Door::new("BIND_ADDR", listener, app(state), budget.max_connections);
         let graceful = GracefulShutdown::new();
         let mut connections = JoinSet::new();
         let mut shutdown = pin!(shutdown);
