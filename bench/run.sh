@@ -12,12 +12,18 @@
 # ES256 tokens one process verifies a second, on one thread and on every core; the table's end
 # gives the ES256 lines as multiples of those rates.
 #
-# Usage: bench/run.sh                  (about 5 minutes after the build, and the soak)
+# Then the slowloris line (issue 14): a normal load beside thousands of connections that never
+# finish their request head, against the same load without them; then the soak.
+#
+# Usage: bench/run.sh                  (about 5 minutes after the build, the slowloris line and the soak)
+#        bench/run.sh slowloris        (the build and the slowloris line alone: under a minute)
 #   BENCH_ROUNDS=5       rounds
 #   BENCH_DURATION=3     seconds of measured load per scenario and round,
 #   BENCH_WARMUP=1       after this many seconds of unmeasured load
 #   BENCH_CONNECTIONS=32
 #   BENCH_THREADS=2      wrk threads
+#   SLOWLORIS_CONNECTIONS=3000  slow connections of the slowloris line (0: no slowloris line)
+#   SLOWLORIS_DURATION=10  seconds of measured load beside them (and without them)
 #   SOAK_REQUESTS=1000000  requests of the soak that follows the table (0: no soak)
 # Everything it writes goes to bench/out/; the table is also in bench/out/results.txt.
 set -euo pipefail
@@ -30,6 +36,8 @@ WARMUP=${BENCH_WARMUP:-1}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 BINARY=$ROOT/target/release/telnyx-webrtc-credentials
+MODE=${1:-all}
+case $MODE in all | slowloris) ;; *) echo "usage: bench/run.sh [slowloris]" >&2; exit 2 ;; esac
 
 fail() { echo "error: $*" >&2; exit 1; }
 
@@ -56,6 +64,7 @@ rm -rf "$OUT" && mkdir -p "$OUT/fixture"
 # signatures on this machine"), measured with the criterion micro-benchmark before the load, on
 # the same quiet machine: the full check of one token and aws-lc's bare signature check on one
 # thread, and the bare check on every core.
+if [ "$MODE" = all ]; then
 echo "--- the ES256 verification rate (cargo bench --bench token_verification)"
 rm -rf "$ROOT/target/criterion/verify_uncached/ES256" "$ROOT/target/criterion/es256_signature"
 cargo bench --locked --bench token_verification -- 'verify_uncached/ES256|es256_signature' \
@@ -69,6 +78,7 @@ print(round(1e9 / json.load(open(sys.argv[1]))["median"]["point_estimate"]))' \
 VERIFY_FULL=$(verification_rate verify_uncached/ES256)
 VERIFY_ONE_THREAD=$(verification_rate es256_signature/one_thread)
 VERIFY_ALL_CORES=$(verification_rate "es256_signature/all_cores ($(nproc) threads)")
+fi
 
 PIDS=()
 cleanup() {
@@ -104,6 +114,10 @@ start_server() {
 
 # The servers, then the scenarios: "label|server|path|token file|what the first answer contains".
 # To add a scenario, add a line (and, for other settings, a server).
+RESULTS=$OUT/results.tsv
+: >"$RESULTS"
+: >"$OUT/results.txt"
+if [ "$MODE" = all ]; then
 start_server cached
 start_server uncached ACCESS_TOKEN_CACHE_ENTRIES=0
 # shellcheck disable=SC2046 # one NAME=value word per line of per-user.env
@@ -118,8 +132,6 @@ SCENARIOS=(
   'per_user, HS256, 1,000 distinct users|per_user|/credentials|hs256-users.txt|"login_token"'
 )
 
-RESULTS=$OUT/results.tsv
-: >"$RESULTS"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "--- load: $ROUNDS rounds; per scenario ${WARMUP}s warm-up + ${DURATION}s measured, $CONNECTIONS connections, $THREADS wrk threads"
 # measure <label> <server> <path> <token file> <what the first answer contains>: one wrk run,
@@ -208,13 +220,88 @@ RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE
   echo
   echo "Peak resident memory (VmHWM): $RSS."
 } | tee "$OUT/results.txt"
+fi
+
+# The slowloris line (issue 14): SLOWLORIS_CONNECTIONS connections that each send the start of a
+# request head and then one more byte every 2 s, never finishing it (bench/slowloris.py; a
+# connection the server closes is opened again at once, as an attacker would), against a server
+# with the default connection settings. Beside them, the normal load of the table (wrk, HS256
+# tokens of 1,000 users on kept-alive connections) and a newcomer: 200 requests to /healthz one
+# after another, each on a new connection. Both are measured first without the attack, then with
+# it, the same way.
+SLOWLORIS_CONNECTIONS=${SLOWLORIS_CONNECTIONS:-3000}
+SLOWLORIS_DURATION=${SLOWLORIS_DURATION:-10}
+if [ "$SLOWLORIS_CONNECTIONS" -gt 0 ]; then
+  start_server slowloris
+  slow_port=${PORT[slowloris]}
+  slow_url="http://127.0.0.1:$slow_port/credentials"
+  slow_tokens=$OUT/fixture/hs256-users.txt
+  slow_rss() { awk '/^VmRSS:/ { print $2 }' "/proc/${SERVER_PID[slowloris]}/status"; }
+  slow_metric() { curl -fsS "http://127.0.0.1:$slow_port/metrics" | awk -v name="$1" '$1 == name { print $2 }'; }
+  # slow_load <name>: the normal load and the newcomer's requests at once.
+  slow_load() {
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$slow_url" -- "$slow_tokens" >/dev/null
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SLOWLORIS_DURATION}s" --latency -s bench/wrk.lua "$slow_url" -- "$slow_tokens" \
+      >"$OUT/slowloris-wrk-$1.txt" &
+    local wrk_pid=$!
+    python3 bench/slowloris.py probe "$slow_port" 200 >"$OUT/slowloris-probe-$1.txt"
+    wait "$wrk_pid"
+    grep -q '^RESULT ' "$OUT/slowloris-wrk-$1.txt" || fail "slowloris: wrk printed no RESULT; see $OUT/slowloris-wrk-$1.txt"
+    grep -q '^PROBE ' "$OUT/slowloris-probe-$1.txt" || fail "slowloris: no PROBE line; see $OUT/slowloris-probe-$1.txt"
+  }
+  echo "--- slowloris: the load alone, then beside $SLOWLORIS_CONNECTIONS slow connections"
+  curl -fsS -H "Authorization: Bearer $(head -n1 "$slow_tokens")" "$slow_url" >/dev/null ||
+    fail "slowloris: $slow_url did not answer 2xx"
+  slow_load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  rss_quiet=$(slow_rss)
+  slow_load quiet
+  timeouts_before=$(slow_metric 'http_connections_closed_total{reason="header_timeout"}')
+  rm -f "$OUT/slowloris.ready" "$OUT/slowloris.stop"
+  python3 bench/slowloris.py "$slow_port" "$SLOWLORIS_CONNECTIONS" 2 $((WARMUP + SLOWLORIS_DURATION + 60)) \
+    "$OUT/slowloris.ready" "$OUT/slowloris.stop" >"$OUT/slowloris.txt" 2>&1 &
+  attack=$!
+  PIDS+=("$attack")
+  wait_for "$SLOWLORIS_CONNECTIONS slow connections being open" test -f "$OUT/slowloris.ready"
+  held=$(slow_metric http_connections_open)
+  rss_attack=$(slow_rss)
+  slow_load attack
+  touch "$OUT/slowloris.stop"
+  wait "$attack" || fail "slowloris: the attack failed; see $OUT/slowloris.txt"
+  timeouts_after=$(slow_metric 'http_connections_closed_total{reason="header_timeout"}')
+  attack_line=$(grep '^SLOWLORIS ' "$OUT/slowloris.txt") || fail "slowloris: no SLOWLORIS line; see $OUT/slowloris.txt"
+  # The cap the server derived, as check-config reports it for the same environment.
+  max_connections=$(cd "$OUT" && env $(cat fixture/server.env) "$BINARY" check-config |
+    awk -F' += ' '/^connections at most/ { split($2, words, " "); print words[1] }')
+  {
+    echo
+    echo "Slowloris: $SLOWLORIS_CONNECTIONS connections sending a request head a byte every 2 s and never finishing it, against the default HTTP_HEADER_TIMEOUT_SECS (10) and MAX_CONNECTIONS; ${SLOWLORIS_DURATION}s of load after ${WARMUP}s warm-up, beside the attack and without it"
+    echo "Load: wrk on the same machine, $THREADS threads, $CONNECTIONS connections; load average before / after: $slow_load_before / $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf '| %-30s | %7s | %6s | %6s | %7s | %6s | %s |\n' "load" "req/s" "p50 ms" "p99 ms" "non-2xx" "socket" "a newcomer on a new connection: p50 / p99 / max ms (failures of 200)"
+    printf '|%s|%s|%s|%s|%s|%s|%s|\n' "--------------------------------" "--------:" "-------:" "-------:" "--------:" "-------:" "---"
+    for run in quiet attack; do
+      label=$([ "$run" = quiet ] && echo "without the attack" || echo "beside $SLOWLORIS_CONNECTIONS slow connections")
+      awk -v label="$label" '
+        FILENAME ~ /wrk/ && /^RESULT / { for (i = 2; i <= NF; i++) { split($i, kv, "="); w[kv[1]] = kv[2] } }
+        FILENAME ~ /probe/ && /^PROBE / { for (i = 2; i <= NF; i++) { split($i, kv, "="); p[kv[1]] = kv[2] } }
+        END {
+          printf "| %-30s | %7.0f | %6.2f | %6.2f | %7d | %6d | %s / %s / %s (%d) |\n", label,
+            w["requests"] / (w["duration_us"] / 1e6), w["p50_us"] / 1000, w["p99_us"] / 1000, w["non2xx"],
+            w["connect"] + w["read"] + w["write"] + w["timeout"], p["p50_ms"], p["p99_ms"], p["max_ms"], p["failures"]
+        }' "$OUT/slowloris-wrk-$run.txt" "$OUT/slowloris-probe-$run.txt"
+    done
+    echo "The attack: ${attack_line#SLOWLORIS }; the server held $held connections once all were open (http_connections_open, MAX_CONNECTIONS ${max_connections:-?}), and closed $((${timeouts_after%.*} - ${timeouts_before%.*})) at the header timeout during the run."
+    awk -v quiet="$rss_quiet" -v attack="$rss_attack" -v held="$held" 'BEGIN {
+      printf "Resident memory: %.1f MiB before the attack, %.1f MiB with its connections open: %.1f KiB a slow connection.\n", quiet / 1024, attack / 1024, (attack - quiet) / (held > 0 ? held : 1)
+    }'
+  } | tee -a "$OUT/results.txt"
+fi
 
 # The soak (issue 6): SOAK_REQUESTS (default 1,000,000) requests of mixed valid and invalid
 # tokens (bench/soak.lua, fixture/mixed.txt) at a server with the default limits, so the valid
 # users soon hit RATE_LIMIT_PER_USER. Expected answers: 200, 401, 403 and 429; anything else is
 # an error. Resident memory is read after a warm-up and after the last request.
 SOAK_REQUESTS=${SOAK_REQUESTS:-1000000}
-if [ "$SOAK_REQUESTS" -gt 0 ]; then
+if [ "$MODE" = all ] && [ "$SOAK_REQUESTS" -gt 0 ]; then
   start_server soak RATE_LIMIT_PER_USER=
   soak_url="http://127.0.0.1:${PORT[soak]}/credentials"
   rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/${SERVER_PID[soak]}/status"; }

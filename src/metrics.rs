@@ -9,8 +9,8 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use metrics::{
-    Counter, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge,
-    histogram,
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -26,6 +26,8 @@ pub const TELNYX_REQUESTS: &str = "telnyx_requests_total";
 pub const TELNYX_REQUEST_DURATION: &str = "telnyx_request_duration_seconds";
 pub const CACHE_LOOKUPS: &str = "cache_lookups_total";
 pub const REDIS_COMMANDS: &str = "redis_commands_total";
+pub const HTTP_CONNECTIONS_OPEN: &str = "http_connections_open";
+pub const HTTP_CONNECTIONS_CLOSED: &str = "http_connections_closed_total";
 
 /// Seconds; from a cached answer (tens of microseconds) to a slow Telnyx (seconds).
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -109,6 +111,14 @@ fn describe() {
     describe_counter!(
         REDIS_COMMANDS,
         "Commands sent to the shared Redis (REDIS_URL), by outcome: ok, error, timeout, or skipped while the circuit breaker is open"
+    );
+    describe_gauge!(
+        HTTP_CONNECTIONS_OPEN,
+        "Client connections open, whether or not they carry a request"
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_CLOSED,
+        "Client connections closed, by reason: ended, header_timeout, idle_timeout, error, shutdown"
     );
 }
 
@@ -199,6 +209,38 @@ pub fn redis_command(outcome: &'static str) {
     count_fixed(
         (REDIS_COMMANDS, outcome, ""),
         || counter!(REDIS_COMMANDS, "outcome" => outcome),
+    );
+}
+
+fn open_connections() -> &'static Gauge {
+    static OPEN: OnceLock<Gauge> = OnceLock::new();
+    OPEN.get_or_init(|| {
+        // A handle registered before the recorder is installed records nothing, for ever.
+        recorder();
+        gauge!(HTTP_CONNECTIONS_OPEN)
+    })
+}
+
+/// Makes the connection series exist from the start, at zero, so a dashboard or an alert on
+/// `rate(http_connections_closed_total{reason="header_timeout"}[5m])` has a series before the
+/// first slow client.
+pub fn register_connection_series() {
+    open_connections().increment(0.0);
+    for closed in crate::server::connection::Closed::ALL {
+        counter!(HTTP_CONNECTIONS_CLOSED, "reason" => closed.label()).increment(0);
+    }
+}
+
+pub fn connection_opened() {
+    open_connections().increment(1.0);
+}
+
+/// `reason` is a [`Closed`](crate::server::connection::Closed) label.
+pub fn connection_closed(reason: &'static str) {
+    open_connections().decrement(1.0);
+    count_fixed(
+        (HTTP_CONNECTIONS_CLOSED, reason, ""),
+        || counter!(HTTP_CONNECTIONS_CLOSED, "reason" => reason),
     );
 }
 

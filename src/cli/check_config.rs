@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::auth::jwks::{self, KeyReport};
 use crate::auth::session;
 use crate::config::{Config, CredentialSourceConfig, PerUserConfig};
+use crate::server::open_files::ConnectionBudget;
 use crate::telnyx::{TelnyxClient, TelnyxError};
 
 /// Exit code when the configuration is valid but an online check failed.
@@ -19,7 +20,15 @@ pub(super) fn check_config(online: bool) -> ExitCode {
         Ok(config) => config,
         Err(errors) => return super::config_failure(&errors),
     };
-    println!("The configuration is valid:\n{config}");
+    // What `serve` would do with the open-files limit: raise it, and fit the connection cap.
+    let budget = match ConnectionBudget::at_start_up(&config) {
+        Ok(budget) => budget,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(super::EXIT_CONFIG);
+        }
+    };
+    println!("The configuration is valid:\n{config}\n{budget}");
     if !online {
         return ExitCode::SUCCESS;
     }

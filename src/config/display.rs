@@ -149,6 +149,7 @@ impl fmt::Display for Config {
                 "REDIS_URL              = not set (each replica keeps its own state)"
             )?,
         }
+        writeln!(f, "{}", self.connections)?;
         writeln!(f, "RUST_LOG               = {}", self.log.filter)?;
         let format = match self.log.format {
             LogFormat::Pretty => "pretty",

@@ -17,6 +17,7 @@ use env::{Env, Placeholders};
 pub use access::{
     AccessRules, ClaimRequirement, RULE_CLAIMS, SessionCheckConfig, parse_claim_requirements,
 };
+pub use connections::ConnectionConfig;
 pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
 pub use limits::{LimitsConfig, RateLimit};
 pub use prune::{PruneConfig, SupabaseAdminConfig};
@@ -24,6 +25,7 @@ pub use shared::{DEFAULT_REDIS_COMMAND_TIMEOUT_MS, RedisConfig};
 pub use template::{ENV_EXAMPLE, placeholder_in};
 
 mod access;
+mod connections;
 mod credentials;
 mod display;
 mod env;
@@ -66,6 +68,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `REDIS_URL`: the store replicas share; `None` keeps every replica's state in its memory.
     pub redis: Option<RedisConfig>,
+    /// Header and idle timeouts, the connection cap and the shutdown grace period.
+    pub connections: ConnectionConfig,
     /// `ALLOW_INSECURE_HTTP`: plain `http://` accepted for Supabase and Telnyx on other hosts
     /// than this machine.
     pub allow_insecure_http: bool,
@@ -386,6 +390,7 @@ fn common(
     };
     let limits = limits::read(env);
     let redis = shared::read(env);
+    let connections = connections::read(env);
     let filter = env.string_or("RUST_LOG", "info");
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
         env.problem(
@@ -404,6 +409,7 @@ fn common(
         log: LogConfig { filter, format },
         limits,
         redis,
+        connections,
         allow_insecure_http,
     })
 }

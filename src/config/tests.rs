@@ -597,3 +597,52 @@ fn the_session_check_needs_the_anon_key_and_keeps_it_secret() {
             .contains("SUPABASE_ANON_KEY      = set (redacted)")
     );
 }
+
+#[test]
+fn connection_timeouts_and_the_cap_default_to_the_documented_values() {
+    let connections = load(&[]).unwrap().connections;
+    assert_eq!(connections.header_timeout, Duration::from_secs(10));
+    assert_eq!(connections.idle_timeout, Duration::from_secs(60));
+    assert_eq!(connections.max_connections, None);
+    assert_eq!(connections.shutdown_grace, Duration::from_secs(20));
+
+    let config = load(&[
+        ("HTTP_HEADER_TIMEOUT_SECS", "3"),
+        ("HTTP_IDLE_TIMEOUT_SECS", "120"),
+        ("MAX_CONNECTIONS", "5000"),
+        ("SHUTDOWN_GRACE_SECS", "5"),
+    ])
+    .unwrap();
+    assert_eq!(config.connections.header_timeout, Duration::from_secs(3));
+    assert_eq!(config.connections.idle_timeout, Duration::from_secs(120));
+    assert_eq!(config.connections.max_connections, Some(5000));
+    assert_eq!(config.connections.shutdown_grace, Duration::from_secs(5));
+    let printed = config.to_string();
+    assert!(
+        printed.contains("HTTP_HEADER_TIMEOUT_SECS = 3"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("MAX_CONNECTIONS        = 5000"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn connection_settings_out_of_range_say_what_to_set() {
+    for (variable, value, hint) in [
+        ("HTTP_HEADER_TIMEOUT_SECS", "0", "from 1 to 120"),
+        ("HTTP_HEADER_TIMEOUT_SECS", "121", "from 1 to 120"),
+        ("HTTP_IDLE_TIMEOUT_SECS", "0", "from 1 to 3600"),
+        ("MAX_CONNECTIONS", "0", "open-files limit"),
+        ("MAX_CONNECTIONS", "lots", "from 1 to 1000000"),
+        ("SHUTDOWN_GRACE_SECS", "0", "from 1 to 300"),
+    ] {
+        let errors = load(&[(variable, value)]).unwrap_err();
+        assert!(errors.mentions(variable), "{variable}={value}: {errors}");
+        assert!(
+            errors.to_string().contains(hint),
+            "{variable}={value}: {errors}"
+        );
+    }
+}

@@ -8,6 +8,7 @@ pub mod extractor;
 pub mod handlers;
 pub mod limits;
 pub mod openapi;
+pub mod request_id;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -133,6 +134,7 @@ pub fn app(state: AppState) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
+        .layer(AroundLayer(request_id::CheckRequestId))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(AroundLayer(client_addr::RecordClientAddr {
             trust_proxy_headers: state.limits.trust_proxy_headers,

@@ -38,15 +38,48 @@ pub fn command(args: &[&str], env: &[(&str, String)], dir: &PathBuf) -> Command 
     command
 }
 
+/// The binary started by a shell that first runs `ulimit <limits>` (such as `-Sn 256`, which
+/// lowers the soft open-files limit and leaves the hard one).
+pub fn command_with_ulimit(
+    limits: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    dir: &PathBuf,
+) -> Command {
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit {limits} && exec \"$0\" \"$@\""))
+        .arg(BINARY)
+        .args(args)
+        .env_clear()
+        .current_dir(dir)
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
 /// Runs a command that exits by itself.
 pub async fn run(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(20),
-        command(args, env, &scratch_dir()).output(),
-    )
-    .await
-    .expect("the command exits")
-    .unwrap();
+    run_command(command(args, env, &scratch_dir())).await
+}
+
+/// [`run`] under `ulimit <limits>`.
+pub async fn run_with_ulimit(
+    limits: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> (i32, String, String) {
+    run_command(command_with_ulimit(limits, args, env, &scratch_dir())).await
+}
+
+async fn run_command(mut command: Command) -> (i32, String, String) {
+    let output = tokio::time::timeout(Duration::from_secs(20), command.output())
+        .await
+        .expect("the command exits")
+        .unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -67,7 +100,16 @@ impl Process {
 
     /// Starts the binary in `dir` (where it looks for `.env`).
     pub fn start_in(args: &[&str], env: &[(&str, String)], dir: &PathBuf) -> Self {
-        let mut child = command(args, env, dir)
+        Self::spawn(command(args, env, dir))
+    }
+
+    /// [`Process::start`] under `ulimit <limits>` (see [`command_with_ulimit`]).
+    pub fn start_with_ulimit(limits: &str, args: &[&str], env: &[(&str, String)]) -> Self {
+        Self::spawn(command_with_ulimit(limits, args, env, &scratch_dir()))
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

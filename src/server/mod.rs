@@ -1,15 +1,25 @@
-//! Running the service: bind, keep the signing keys fresh and the metrics bounded, serve until
-//! SIGINT or SIGTERM.
+//! Running the service: bind, keep the signing keys fresh and the metrics bounded, accept
+//! connections up to the cap, serve until SIGINT or SIGTERM, then drain within the grace period.
 
-use std::future::{Future, IntoFuture};
+mod accept;
+pub mod connection;
+pub mod open_files;
+
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
 
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Config;
 use crate::http::{AppState, app, metrics_app};
+use accept::{Door, accept_if_open};
+use connection::Settings;
+use open_files::{ConnectionBudget, METRICS_CONNECTIONS};
 
 /// Why the service could not start with a configuration that passed validation.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +32,9 @@ pub enum StartError {
     },
     #[error("cannot start the credential source: {0}")]
     Credentials(String),
+    /// `MAX_CONNECTIONS` does not fit under the open-files limit.
+    #[error("{0}")]
+    OpenFiles(String),
 }
 
 /// A bound, not yet serving, instance of the service.
@@ -30,6 +43,9 @@ pub struct Server {
     /// `METRICS_BIND_ADDR`'s listener, when `/metrics` is served apart from the API.
     metrics_listener: Option<TcpListener>,
     state: AppState,
+    budget: ConnectionBudget,
+    connection: Settings,
+    shutdown_grace: Duration,
 }
 
 async fn listen(variable: &'static str, address: SocketAddr) -> Result<TcpListener, StartError> {
@@ -44,7 +60,10 @@ async fn listen(variable: &'static str, address: SocketAddr) -> Result<TcpListen
 
 impl Server {
     /// Binds `config.bind_addr`; port 0 picks a free port (see [`Server::local_addr`]).
+    ///
+    /// First raises the open-files limit (see [`open_files`]), before anything opens a file.
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        let budget = ConnectionBudget::at_start_up(config).map_err(StartError::OpenFiles)?;
         let state = AppState::from_config(config).map_err(StartError::Credentials)?;
         let listener = listen("BIND_ADDR", config.bind_addr).await?;
         let metrics_listener = match config.metrics_bind_addr {
@@ -55,7 +74,19 @@ impl Server {
             listener,
             metrics_listener,
             state,
+            budget,
+            connection: Settings {
+                header_timeout: config.connections.header_timeout,
+                idle_timeout: config.connections.idle_timeout,
+                max_head_bytes: config.limits.max_request_header_bytes + 8 * 1024,
+            },
+            shutdown_grace: config.connections.shutdown_grace,
         })
+    }
+
+    /// The open-files limit in effect and the connection cap under it.
+    pub fn connection_budget(&self) -> ConnectionBudget {
+        self.budget
     }
 
     /// Where `/metrics` is served apart from the API, if it is.
@@ -73,7 +104,8 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    /// Serves until `shutdown` completes, then lets in-flight requests finish, for at most
+    /// `SHUTDOWN_GRACE_SECS` (see [`drain`]).
     ///
     /// The first JWKS fetch runs in the background: an unreachable Supabase delays nothing,
     /// HS256 tokens are served at once, and `/readyz` says 503 until the keys arrive.
@@ -99,24 +131,58 @@ impl Server {
             listener,
             metrics_listener,
             state,
+            budget,
+            connection,
+            shutdown_grace,
         } = self;
-        let metrics_server: Option<JoinHandle<io::Result<()>>> = metrics_listener.map(|listener| {
+        log_budget(&budget);
+        crate::metrics::register_connection_series();
+        let mut metrics = metrics_listener.map(|listener| {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(%address, "serving /metrics");
             }
-            tokio::spawn(axum::serve(listener, metrics_app(state.clone())).into_future())
+            Door::new(
+                "METRICS_BIND_ADDR",
+                listener,
+                metrics_app(state.clone()),
+                METRICS_CONNECTIONS,
+            )
         });
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, mode = state.credentials.mode(), "listening");
         }
-        // The peer address is the client address, unless TRUST_PROXY_HEADERS says otherwise.
-        let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let mut api = Door::new("BIND_ADDR", listener, app(state), budget.max_connections);
+        let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let (stream, peer, permit, router) = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                (stream, peer, permit) = api.accept() => (stream, peer, permit, api.router.clone()),
+                (stream, peer, permit) = accept_if_open(metrics.as_mut()) => {
+                    let router = metrics.as_ref().expect("accepted on it").router.clone();
+                    (stream, peer, permit, router)
+                }
+            };
+            // Finished connections are collected as new ones come, so the set holds only the
+            // open ones.
+            while connections.try_join_next().is_some() {}
+            connections.spawn(connection::serve(
+                stream,
+                peer,
+                router,
+                connection,
+                graceful.watcher(),
+                permit,
+            ));
+        }
+        // Closing the listeners refuses new connections at once, instead of leaving them in
+        // the backlog until the process exits.
+        drop((api, metrics));
+        drain(graceful, connections, shutdown_grace).await;
         for task in [
             refresher.map(|task| task.abort_handle()),
-            metrics_server.map(|task| task.abort_handle()),
             Some(sweeper.abort_handle()),
             Some(upkeep.abort_handle()),
         ]
@@ -125,8 +191,49 @@ impl Server {
         {
             task.abort();
         }
-        result
+        Ok(())
     }
+}
+
+fn log_budget(budget: &ConnectionBudget) {
+    match budget.files {
+        Some(files) => tracing::info!(
+            open_files = files.soft,
+            raised_from = files.soft_before,
+            hard_limit = files.hard,
+            max_connections = budget.max_connections,
+            "open-files limit in effect"
+        ),
+        None => tracing::info!(
+            max_connections = budget.max_connections,
+            "open-files limit unknown on this platform"
+        ),
+    }
+}
+
+/// After the signal: idle connections close at once, in-flight requests finish (hyper ends
+/// each connection after its current response), and what is still open after `grace` is cut.
+async fn drain(graceful: GracefulShutdown, mut connections: JoinSet<()>, grace: Duration) {
+    let open = graceful.count();
+    if open > 0 {
+        tracing::info!(
+            connections = open,
+            grace_secs = grace.as_secs(),
+            "closing idle connections; in-flight requests may finish"
+        );
+    }
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = connections.len(),
+            grace_secs = grace.as_secs(),
+            "SHUTDOWN_GRACE_SECS has passed: closing the connections still open"
+        );
+    }
+    // Dropping a connection's task closes its socket and counts it as closed by the shutdown.
+    connections.shutdown().await;
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (what container platforms send).
