@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower::util::MapResponseLayer;
+use tower::util::{MapRequestLayer, MapResponseLayer};
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -121,9 +121,9 @@ pub fn app(state: AppState) -> Router {
             header::AUTHORIZATION,
         ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(AroundLayer(client_addr::RecordClientAddr {
-            trust_proxy_headers: state.limits.trust_proxy_headers,
-        }))
+        .layer(MapRequestLayer::new(client_addr::record(
+            state.limits.trust_proxy_headers,
+        )))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
