@@ -97,7 +97,7 @@ pub struct Description {
     pub code: &'static str,
     /// Whether the request was turned away on purpose (as opposed to a missing route, a slow
     /// request or a bug): its log line is a `warn` with `audit=request_refused`, and it is
-    /// counted by reason in the metrics.
+    /// counted in `requests_refused_total`.
     pub refusal: bool,
     /// A sentence the person in front of the app can act on. Never carries request data.
     pub message: &'static str,
@@ -266,7 +266,7 @@ impl IntoResponse for ApiError {
         }
         let described = self.describe();
         if described.refusal {
-            metrics::token_rejected(match &self {
+            metrics::request_refused(match &self {
                 ApiError::InvalidToken(rejection) => rejection.reason(),
                 _ => described.code,
             });
