@@ -466,3 +466,103 @@ async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
     assert_eq!(audit[1]["mode"], "per_user");
     assert_eq!(audit[1]["user_id"], "user-logs");
 }
+
+#[tokio::test]
+async fn head_is_refused_without_an_audit_line_and_a_delete_of_nothing_is_not_counted() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
+    let mut env = test_env(&supabase.url);
+    env.extend(telnyx.env());
+    env.push(("LOG_FORMAT", "json".into()));
+    let mut service = Process::start(&["serve"], &env);
+    let address = service.address().await;
+    let client = reqwest::Client::new();
+    let mut claims = user_claims(&supabase.issuer());
+    claims["sub"] = json!("user-head");
+    let token = sign_hs256(&claims);
+    let credentials = format!("{address}/credentials");
+    let revoked = || async {
+        let text = client
+            .get(format!("{address}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = text
+            .lines()
+            .find(|line| line.starts_with("credentials_revoked_total "));
+        line.map_or(0.0, |line| {
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        })
+    };
+
+    // HEAD is a method /credentials does not serve: no token check, no Telnyx credential.
+    let head = client
+        .head(&credentials)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 405);
+    assert_eq!(head.headers()["allow"], "GET,POST,DELETE");
+    assert!(telnyx.credentials().is_empty());
+    assert_eq!(telnyx.total_requests(), 0);
+    // The sentence names every method this mode serves, as `Allow` does.
+    let put = client.put(&credentials).send().await.unwrap();
+    assert_eq!(put.headers()["allow"], "GET,POST,DELETE");
+    let (status, body) = error_body(put).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("GET, POST or DELETE"),
+        "{body}"
+    );
+
+    // Nothing to delete yet: 204, but no revocation counted or audited.
+    let delete = || client.delete(&credentials).bearer_auth(&token).send();
+    assert_eq!(delete().await.unwrap().status(), 204);
+    assert_eq!(revoked().await, 0.0);
+    let issued = client.get(&credentials).bearer_auth(&token).send().await;
+    assert_eq!(issued.unwrap().status(), 200);
+    assert_eq!(delete().await.unwrap().status(), 204);
+    assert!(telnyx.credentials().is_empty());
+    assert_eq!(revoked().await, 1.0);
+
+    service.signal("-TERM");
+    assert_eq!(service.exit_code().await, 0);
+    let logs = service.text();
+    let finished: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["message"] == "finished processing request")
+        .filter(|event| event["path"] == "/credentials")
+        .collect();
+    let lines: Vec<(&str, u64, Option<&str>)> = finished
+        .iter()
+        .map(|event| {
+            (
+                event["method"].as_str().unwrap(),
+                event["status"].as_u64().unwrap(),
+                event["audit"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("HEAD", 405, None),
+            ("PUT", 405, None),
+            ("DELETE", 204, None),
+            ("GET", 200, Some("credential_issued")),
+            ("DELETE", 204, Some("credential_revoked")),
+        ],
+        "{logs}"
+    );
+}

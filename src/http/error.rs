@@ -49,9 +49,11 @@ pub enum ApiError {
     /// No such route.
     #[error("no such route")]
     NotFound,
-    /// The route exists but not for this method.
+    /// The route exists but not for this method. The sentence names the methods of
+    /// `/credentials`, which has `DELETE` too when its credentials are `revocable` (per_user
+    /// mode).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { revocable: bool },
     /// The request outlived `REQUEST_TIMEOUT_SECS`.
     #[error("request timed out")]
     Timeout,
@@ -195,9 +197,15 @@ error_table! {
         status: StatusCode::NOT_FOUND, code: "not_found", refusal: false,
         message: "There is nothing here: the credentials are at /credentials.",
     };
-    ApiError::MethodNotAllowed = ApiError::MethodNotAllowed => Description {
+    ApiError::MethodNotAllowed { revocable: false } =
+        ApiError::MethodNotAllowed { revocable: false } => Description {
         status: StatusCode::METHOD_NOT_ALLOWED, code: "method_not_allowed", refusal: false,
         message: "This method is not allowed here: use GET or POST on /credentials.",
+    };
+    ApiError::MethodNotAllowed { revocable: true } =
+        ApiError::MethodNotAllowed { revocable: true } => Description {
+        status: StatusCode::METHOD_NOT_ALLOWED, code: "method_not_allowed", refusal: false,
+        message: "This method is not allowed here: use GET, POST or DELETE on /credentials.",
     };
     ApiError::Timeout = ApiError::Timeout => Description {
         status: StatusCode::SERVICE_UNAVAILABLE, code: "timeout", refusal: false,

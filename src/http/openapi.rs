@@ -390,7 +390,10 @@ mod tests {
                     .as_str()
                     .is_some_and(|text| text.contains(&format!("`{code}`: {message}")));
                 // Answered by the framework for a path or method that has no operation.
-                let unrouted = matches!(error, ApiError::NotFound | ApiError::MethodNotAllowed);
+                let unrouted = matches!(
+                    error,
+                    ApiError::NotFound | ApiError::MethodNotAllowed { .. }
+                );
                 assert!(
                     explained || unrouted,
                     "{code} is not explained under {method} /credentials {status}"
