@@ -1,7 +1,9 @@
 //! `demo` mode: a throwaway HS256 secret, a made-up SIP identity and a ready-to-paste token, so
 //! the service can be tried with no Supabase project and no Telnyx account.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -46,9 +48,10 @@ pub fn mint_token(secret: &SecretString, now: SystemTime) -> String {
         .expect("HS256 signing cannot fail")
 }
 
-/// What `demo` prints before it serves: how to call it. Printed to stdout, not logged: the
-/// token is the point of the demo, and it dies with the process.
-pub fn instructions(address: SocketAddr, token: &str) -> String {
+/// What `demo` prints before it serves: how to call it, and from which browser origins.
+/// Printed to stdout, not logged: the token is the point of the demo, and it dies with the
+/// process.
+pub fn instructions(address: SocketAddr, token: &str, origins: &[String]) -> String {
     let host = match address.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
         ip if ip.is_ipv6() => format!("[{ip}]"),
@@ -61,9 +64,92 @@ pub fn instructions(address: SocketAddr, token: &str) -> String {
          curl -H \"Authorization: Bearer {token}\" {base}/credentials\n\n\
          The browser phone (in examples/browser-phone, run `npm ci && npm run serve` first):\n\n\
          {page}/#api={base}&access_token={token}\n\n\
+         Browsers may call it from {origins}.\n\
          Stop with Ctrl-C.\n",
         page = EXAMPLE_PAGE_ORIGINS[0],
+        origins = origins.join(", "),
     )
+}
+
+/// Where the settings demo read came from, by name only (values may be secrets): printed at
+/// start-up, since a `.env` left from an earlier set-up changes what demo does.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sources {
+    pub dot_env: Option<PathBuf>,
+    /// Taken from `.env`.
+    pub from_dot_env: Vec<String>,
+    /// Taken from the process environment.
+    pub from_environment: Vec<String>,
+    /// Ignored: they still hold `.env.example`'s placeholders.
+    pub placeholders: Vec<String>,
+}
+
+impl Sources {
+    /// Sorts the variables demo `read` (each with whether it held a placeholder) by where they
+    /// came from: `.env` set the names in `set_by_dot_env`.
+    pub fn sort(
+        dot_env: Option<PathBuf>,
+        set_by_dot_env: &[String],
+        read: Vec<(String, bool)>,
+    ) -> Self {
+        let mut sources = Self {
+            dot_env,
+            ..Self::default()
+        };
+        for (name, placeholder) in read {
+            let list = if placeholder {
+                &mut sources.placeholders
+            } else if set_by_dot_env.contains(&name) {
+                &mut sources.from_dot_env
+            } else {
+                &mut sources.from_environment
+            };
+            if !list.contains(&name) {
+                list.push(name);
+            }
+        }
+        for list in [
+            &mut sources.from_dot_env,
+            &mut sources.from_environment,
+            &mut sources.placeholders,
+        ] {
+            list.sort_unstable();
+        }
+        sources
+    }
+}
+
+impl fmt::Display for Sources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |list: &[String]| list.join(", ");
+        match &self.dot_env {
+            None => write!(f, "demo: no .env file")?,
+            Some(path) if self.from_dot_env.is_empty() => {
+                write!(f, "demo: took nothing from {}", path.display())?
+            }
+            Some(path) => write!(
+                f,
+                "demo: took {} from {}",
+                names(&self.from_dot_env),
+                path.display()
+            )?,
+        }
+        if !self.from_environment.is_empty() {
+            write!(
+                f,
+                "; took {} from the environment",
+                names(&self.from_environment)
+            )?;
+        }
+        if !self.placeholders.is_empty() {
+            write!(
+                f,
+                "; ignored {} (still .env.example's placeholders)",
+                names(&self.placeholders)
+            )?;
+        }
+        write!(f, ".")
+    }
 }
 
 fn random_hex(bytes: usize) -> String {

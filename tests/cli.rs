@@ -73,7 +73,14 @@ async fn version_and_help_exit_0_and_name_every_command() {
     for args in [&["help"][..], &["--help"], &["-h"]] {
         let (code, stdout, stderr) = run(args, &[]).await;
         assert_eq!(code, 0, "{args:?}: {stderr}");
-        for command in ["serve", "demo", "check-config", "help", "--version"] {
+        for command in [
+            "serve",
+            "demo",
+            "check-config",
+            "prune",
+            "help",
+            "--version",
+        ] {
             assert!(
                 stdout.contains(command),
                 "{args:?}: {command} missing in:\n{stdout}"
@@ -194,6 +201,97 @@ async fn demo_needs_no_configuration_and_its_curl_command_works() {
     );
     demo.signal("-INT");
     assert_eq!(demo.exit_code().await, 0);
+}
+
+/// The quick start in order: `cp .env.example .env`, then `demo`, then the browser phone's link.
+/// The template's CORS_ALLOWED_ORIGINS lists only http://localhost:5173; the link demo prints is
+/// http://127.0.0.1:5173, and must work anyway.
+#[tokio::test]
+async fn demo_with_a_copied_env_example_allows_its_link_and_says_what_it_took() {
+    let dir = scratch_dir();
+    std::fs::write(dir.join(".env"), include_str!("../.env.example")).unwrap();
+    let mut demo = Process::start_in(&["demo"], &[("BIND_ADDR", "127.0.0.1:0".into())], &dir);
+    let taken = demo
+        .wait_for("the line saying what demo took", |line| {
+            line.starts_with("demo: took").then(|| line.to_owned())
+        })
+        .await;
+    let (token, url) = demo
+        .wait_for("curl command", |line| {
+            let rest = line.strip_prefix("curl -H \"Authorization: Bearer ")?;
+            let (token, url) = rest.split_once("\" ")?;
+            Some((token.to_owned(), url.to_owned()))
+        })
+        .await;
+    let dot_env = dir.join(".env").canonicalize().unwrap();
+    assert!(
+        taken.contains(&format!("from {}", dot_env.display())),
+        "{taken}"
+    );
+    let from_dot_env = taken.split(" from ").next().unwrap();
+    assert!(from_dot_env.contains("CORS_ALLOWED_ORIGINS"), "{taken}");
+    assert!(!from_dot_env.contains("BIND_ADDR"), "{taken}");
+    assert!(
+        taken.contains("took BIND_ADDR from the environment"),
+        "{taken}"
+    );
+    assert!(
+        taken.contains("ignored TELNYX_WEBRTC_PASSWORD, TELNYX_WEBRTC_USERNAME (still .env.example's placeholders)"),
+        "{taken}"
+    );
+    let output = demo.text();
+    assert!(!output.contains("change-me") && !output.contains("your-sip-username"));
+
+    for origin in ["http://127.0.0.1:5173", "http://localhost:5173"] {
+        let preflight = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            preflight.headers().get("access-control-allow-origin"),
+            Some(&origin.parse().unwrap()),
+            "{origin}"
+        );
+    }
+    let body: Value = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let username = body["credential"]["username"].as_str().unwrap();
+    assert!(
+        username.starts_with("demo"),
+        "demo's own SIP identity: {body}"
+    );
+    demo.signal("-INT");
+    assert_eq!(demo.exit_code().await, 0);
+}
+
+#[tokio::test]
+async fn check_config_refuses_a_copied_env_example_naming_each_placeholder() {
+    let dir = scratch_dir();
+    std::fs::write(dir.join(".env"), include_str!("../.env.example")).unwrap();
+    let output = command(&["check-config"], &[], &dir)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "SUPABASE_URL is still the placeholder \"your-project-ref\" from .env.example: set it to your project's URL",
+        "TELNYX_WEBRTC_USERNAME is still the placeholder",
+        "TELNYX_WEBRTC_PASSWORD is still the placeholder \"change-me\"",
+    ] {
+        assert!(stderr.contains(expected), "{expected} not in:\n{stderr}");
+    }
 }
 
 #[tokio::test]

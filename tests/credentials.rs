@@ -48,9 +48,12 @@ async fn the_response_carries_the_whole_credential() {
     );
     let turn_urls = json!([
         "turn:turn.telnyx.com:3478?transport=udp",
-        "turn:turn.telnyx.com:3478?transport=tcp"
+        "turn:turn.telnyx.com:3478?transport=tcp",
+        "turns:turn.telnyx.com:443"
     ]);
     let stun_urls = json!(["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"]);
+    // No TURN credentials configured: no ice_servers (the SDK keeps its own relays), and the
+    // SIP identity on turn_servers only, for the existing frontend.
     let mut expected = json!({
         "username": SIP_USERNAME,
         "password": SIP_PASSWORD,
@@ -59,10 +62,6 @@ async fn the_response_carries_the_whole_credential() {
         "sip_uri": format!("sip:{SIP_USERNAME}@sip.telnyx.com"),
         "stun_servers": stun_urls,
         "turn_servers": [{"urls": turn_urls, "username": SIP_USERNAME, "credential": SIP_PASSWORD}],
-        "ice_servers": [
-            {"urls": stun_urls},
-            {"urls": turn_urls, "username": SIP_USERNAME, "credential": SIP_PASSWORD},
-        ],
     });
     assert_eq!(credential, &expected);
     assert_eq!(
@@ -81,6 +80,8 @@ async fn the_response_carries_the_whole_credential() {
                 "turns:turn.example.net:443?transport=tcp".into(),
             ),
             ("CREDENTIAL_TTL_SECS", "600".into()),
+            ("TELNYX_TURN_USERNAME", "turn-user".into()),
+            ("TELNYX_TURN_PASSWORD", "turn-secret".into()),
         ],
         ..Options::default()
     })
@@ -97,10 +98,10 @@ async fn the_response_carries_the_whole_credential() {
         "realm": "sip.example.net",
         "sip_uri": format!("sip:{SIP_USERNAME}@sip.example.net"),
         "stun_servers": ["stun:stun.example.net:3478"],
-        "turn_servers": [{"urls": ["turns:turn.example.net:443?transport=tcp"], "username": SIP_USERNAME, "credential": SIP_PASSWORD}],
+        "turn_servers": [{"urls": ["turns:turn.example.net:443?transport=tcp"], "username": "turn-user", "credential": "turn-secret"}],
         "ice_servers": [
             {"urls": ["stun:stun.example.net:3478"]},
-            {"urls": ["turns:turn.example.net:443?transport=tcp"], "username": SIP_USERNAME, "credential": SIP_PASSWORD},
+            {"urls": ["turns:turn.example.net:443?transport=tcp"], "username": "turn-user", "credential": "turn-secret"},
         ],
     });
     assert_eq!(credential, &expected);
@@ -292,6 +293,15 @@ async fn cors_preflight_is_allowed_for_configured_origins_only() {
         assert_eq!(
             response.headers()[ACCESS_CONTROL_ALLOW_ORIGIN],
             ALLOWED_ORIGIN
+        );
+        // A page can read how long to wait after a 429 or 503, and the request id to quote.
+        let exposed = response.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_lowercase();
+        assert!(
+            exposed.contains("retry-after") && exposed.contains("x-request-id"),
+            "{exposed}"
         );
     }
     let foreign = app

@@ -19,8 +19,8 @@ fn options(env: &[(&'static str, &str)]) -> Options {
 /// A signed-in user's HS256 token with its own `sub` (and session).
 fn token_for(app: &TestApp, user: &str) -> String {
     let mut claims = app.claims();
-    claims["sub"] = json!(user);
-    claims["session_id"] = json!(format!("session-of-{user}"));
+    claims["sub"] = json!(uuid_for(user));
+    claims["session_id"] = json!(uuid_for(&format!("session-of-{user}")));
     sign_hs256(&claims)
 }
 

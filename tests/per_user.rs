@@ -80,11 +80,8 @@ async fn concurrent_requests_for_three_users_create_three_credentials_and_mint_t
         // No SIP password anywhere in the answer, TURN included.
         assert!(!answer.to_string().contains(&own.sip_password));
         assert!(answer["turn_servers"][0].get("credential").is_none());
-        assert_eq!(
-            answer["ice_servers"].as_array().unwrap().len(),
-            1,
-            "STUN only"
-        );
+        // No TURN credentials configured: no ice_servers, so the SDK keeps its own relays.
+        assert!(answer.get("ice_servers").is_none(), "{answer}");
     }
 
     let before = telnyx.total_requests();

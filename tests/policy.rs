@@ -130,8 +130,12 @@ async fn spawn_checking_sessions(
     .await
 }
 
+/// A token of the user and session that these names stand for (see [`uuid_for`]).
 fn user(app: &TestApp, sub: &str, session_id: &str) -> String {
-    token(app, json!({"sub": sub, "session_id": session_id}))
+    token(
+        app,
+        json!({"sub": uuid_for(sub), "session_id": uuid_for(session_id)}),
+    )
 }
 
 #[tokio::test]
@@ -143,7 +147,7 @@ async fn a_signed_out_session_or_deleted_user_is_refused_before_the_token_expire
     assert_eq!(app.status_for(&ada).await, 200);
     assert_eq!(app.status_for(&ada_phone).await, 200);
 
-    supabase.revoke_session("ada-laptop");
+    supabase.revoke_session(&uuid_for("ada-laptop"));
     let response = app.get_credentials(&ada).await;
     assert_eq!(
         response.headers()[header::WWW_AUTHENTICATE],
@@ -159,7 +163,7 @@ async fn a_signed_out_session_or_deleted_user_is_refused_before_the_token_expire
         "other sessions live on"
     );
 
-    supabase.delete_user("ada");
+    supabase.delete_user(&uuid_for("ada"));
     assert_eq!(
         refused_with(&app, &ada_phone).await,
         (401, "session_revoked".into())
@@ -184,7 +188,7 @@ async fn a_positive_answer_is_cached_per_session() {
     assert_eq!(supabase.user_calls(), 2, "another session is asked about");
 
     // Refusals are not cached: a user refused once is asked about again.
-    supabase.revoke_session("ada-tablet");
+    supabase.revoke_session(&uuid_for("ada-tablet"));
     let tablet = user(&app, "ada", "ada-tablet");
     for _ in 0..2 {
         assert_eq!(refused_with(&app, &tablet).await.0, 401);
@@ -253,5 +257,65 @@ async fn an_unreachable_supabase_means_503_never_an_accept() {
     assert_eq!(
         status_and_code(app.get_credentials(&token).await).await,
         (503, "session_check_unavailable".into())
+    );
+}
+
+#[tokio::test]
+async fn the_session_check_works_with_a_custom_audience() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let app = spawn_checking_sessions(&supabase, &[("SUPABASE_JWT_AUDIENCE", "phone-app")]).await;
+    for aud in [json!("phone-app"), json!(["phone-app", "authenticated"])] {
+        let mut claims = app.claims();
+        claims["aud"] = aud.clone();
+        claims["session_id"] = json!(uuid_for(&aud.to_string()));
+        assert_eq!(app.status_for(&sign_hs256(&claims)).await, 200, "{aud}");
+    }
+    assert_eq!(supabase.user_calls(), 2, "Supabase was asked each time");
+}
+
+#[tokio::test]
+async fn a_400_from_the_session_check_fails_closed_and_its_error_code_is_logged() {
+    let supabase = FakeSupabase::start(&[]).await;
+    let mut env = test_env(&supabase.url);
+    env.extend([
+        ("LOG_FORMAT", "json".into()),
+        ("SUPABASE_VERIFY_SESSION", "true".into()),
+        ("SUPABASE_ANON_KEY", ANON_KEY.into()),
+        ("SESSION_CHECK_CACHE_SECS", "0".into()),
+    ]);
+    let mut service = common::process::Process::start(&["serve"], &env);
+    let address = service.address().await;
+    let mut not_a_uuid = user_claims(&supabase.issuer());
+    not_a_uuid["sub"] = json!("user-42");
+    // Our check needs the audience somewhere in `aud`; Supabase's needs it first.
+    let mut audience_second = user_claims(&supabase.issuer());
+    audience_second["aud"] = json!(["", "authenticated"]);
+    let client = reqwest::Client::new();
+    for claims in [&not_a_uuid, &audience_second] {
+        let response = client
+            .get(format!("{address}/credentials"))
+            .bearer_auth(sign_hs256(claims))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            status_and_code(response).await,
+            (503, "session_check_unavailable".into())
+        );
+    }
+    service.signal("-TERM");
+    assert_eq!(service.exit_code().await, 0);
+
+    let codes: Vec<String> = service
+        .text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|event| event["error_code"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        codes,
+        ["bad_jwt", "validation_failed"],
+        "{}",
+        service.text()
     );
 }

@@ -223,36 +223,7 @@ impl KeyStore {
     }
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<VerificationKey>>, JwksError> {
-        let url = &self.url;
-        let unreachable = |source| JwksError::Unreachable {
-            url: url.clone(),
-            source,
-        };
-        let mut response = self
-            .client
-            .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(unreachable)?;
-        if !response.status().is_success() {
-            return Err(JwksError::Status {
-                url: url.clone(),
-                status: response.status(),
-            });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(JwksError::TooLarge { url: url.clone() });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let document: JwksDocument =
-            serde_json::from_slice(&body).map_err(|source| JwksError::NotAKeySet {
-                url: url.clone(),
-                source,
-            })?;
+        let document = download(&self.client, &self.url).await?;
         let mut keys = HashMap::new();
         for raw in document.keys {
             match usable_key(raw) {
@@ -260,11 +231,72 @@ impl KeyStore {
                     keys.insert(kid, Arc::new((self.make_key)(algorithm, decoding_key)));
                 }
                 Ok(None) => {}
-                Err(reason) => tracing::warn!(url = %url, reason, "skipped a key in the JWKS"),
+                Err(reason) => {
+                    tracing::warn!(url = %self.url, reason, "skipped a key in the JWKS")
+                }
             }
         }
         Ok(keys)
     }
+}
+
+/// One key of a JWKS as `check-config --online` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyReport {
+    /// A signing key tokens can be verified with.
+    Usable { kid: String, algorithm: Algorithm },
+    /// A symmetric or encryption key, which verification ignores on purpose.
+    Ignored,
+    /// A key that cannot be used, and why.
+    Skipped(String),
+}
+
+/// Fetches the key set at `url` once, the way the key store does, and says what each key is.
+pub async fn inspect(url: &Url, timeout: Duration) -> Result<Vec<KeyReport>, JwksError> {
+    let client = super::supabase_client(timeout)
+        .build()
+        .expect("the HTTP client's TLS backend initialises");
+    let document = download(&client, url).await?;
+    Ok(document
+        .keys
+        .into_iter()
+        .map(|raw| match usable_key(raw) {
+            Ok(Some((kid, algorithm, _))) => KeyReport::Usable { kid, algorithm },
+            Ok(None) => KeyReport::Ignored,
+            Err(reason) => KeyReport::Skipped(reason),
+        })
+        .collect())
+}
+
+/// `GET url`, bounded to [`MAX_JWKS_BYTES`], read as a JWKS document.
+async fn download(client: &reqwest::Client, url: &Url) -> Result<JwksDocument, JwksError> {
+    let unreachable = |source| JwksError::Unreachable {
+        url: url.clone(),
+        source,
+    };
+    let mut response = client
+        .get(url.clone())
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(unreachable)?;
+    if !response.status().is_success() {
+        return Err(JwksError::Status {
+            url: url.clone(),
+            status: response.status(),
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(JwksError::TooLarge { url: url.clone() });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|source| JwksError::NotAKeySet {
+        url: url.clone(),
+        source,
+    })
 }
 
 /// reqwest's own message is "error sending request"; the useful part (connection refused,

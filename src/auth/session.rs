@@ -6,6 +6,11 @@
 //! concurrent checks of one session share one call, so each session costs Supabase at most one
 //! call per cache period. Refusals are never cached. Anything but a clear yes or a clear no
 //! (Supabase unreachable, slow, erroring, or refusing our `apikey`) fails closed.
+//!
+//! A custom `SUPABASE_JWT_AUDIENCE` works here as it is: no `X-JWT-AUD` header is sent, so
+//! Supabase takes the request's audience from the token's own first `aud` (`requestAud` in
+//! supabase/auth internal/api/helpers.go) and `UserGet` (internal/api/user.go) finds them equal.
+//! Sending the configured audience instead would refuse tokens whose `aud` lists it second.
 
 use std::time::{Duration, Instant};
 
@@ -162,11 +167,71 @@ impl SessionCheck {
                         .unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
                 ))
             }
+            StatusCode::BAD_REQUEST => {
+                let answer = ErrorAnswer::parse(&body);
+                let error_code = answer.code.as_deref().unwrap_or("none");
+                let hint = match error_code {
+                    "validation_failed" => {
+                        "Supabase wants the token's first aud to be the audience of the request: issue tokens whose aud starts with SUPABASE_JWT_AUDIENCE"
+                    }
+                    "bad_jwt" => {
+                        "Supabase refuses the token's claims (sub and session_id must be UUIDs): only tokens that Supabase Auth issued can be checked, so turn SUPABASE_VERIFY_SESSION off for any others"
+                    }
+                    _ => "Supabase refused the request itself: check SUPABASE_URL",
+                };
+                tracing::warn!(error_code, message = %answer.message, "Supabase's session check answered 400: {hint}");
+                Err(unavailable(format!(
+                    "{} answered HTTP 400 with error_code {error_code} ({}): {hint}",
+                    self.user_url, answer.message
+                )))
+            }
             _ => Err(unavailable(format!(
                 "{} answered HTTP {status}",
                 self.user_url
             ))),
         }
+    }
+}
+
+/// Whether Supabase accepts `SUPABASE_ANON_KEY`, asked without a user's token: for
+/// `check-config --online`.
+///
+/// `GET /auth/v1/settings` is the one endpoint that checks nothing but the key: Supabase Auth
+/// serves it to anyone (supabase/auth `internal/api/api.go`), and in front of it the API gateway
+/// refuses a missing or unknown `apikey` with a 401, as on every `/auth/v1/` route except the
+/// open ones (the JWKS, `verify`, `callback`, `authorize`; supabase/supabase
+/// `docker/volumes/api/kong.yml`).
+pub async fn check_anon_key(config: &SessionCheckConfig) -> Result<(), String> {
+    let url = config
+        .user_url
+        .join("settings")
+        .expect("a sibling of /auth/v1/user is a URL");
+    let client = super::supabase_client(CHECK_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("the HTTP client's TLS backend initialises");
+    let response = client
+        .get(url.clone())
+        .header("apikey", config.anon_key.expose_secret())
+        .send()
+        .await
+        .map_err(|error| {
+            format!(
+                "could not reach {url}: {}: check SUPABASE_URL, and that this machine reaches it",
+                with_causes(&error)
+            )
+        })?;
+    let status = response.status();
+    let body = read_bounded(response).await.unwrap_or_default();
+    match status {
+        StatusCode::OK => Ok(()),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(format!(
+            "Supabase refused SUPABASE_ANON_KEY at {url} (HTTP {status}: {}): set it to the project's anon (publishable) key (Supabase dashboard → Project Settings → API Keys)",
+            ErrorAnswer::parse(&body).message
+        )),
+        _ => Err(format!(
+            "{url} answered HTTP {status}: check that SUPABASE_URL is the project's URL"
+        )),
     }
 }
 

@@ -22,6 +22,7 @@ pub(super) type StaticFallback = Option<(String, SecretString)>;
 pub(super) fn credential_config(
     env: &mut Env<impl Fn(&str) -> Option<String>>,
     demo_identity: StaticFallback,
+    allow_insecure_http: bool,
 ) -> Option<CredentialConfig> {
     let mode = match demo_identity {
         Some(_) => None,
@@ -29,7 +30,7 @@ pub(super) fn credential_config(
     };
     let source = match mode.as_deref() {
         None | Some("static") => static_source(env, demo_identity),
-        Some("per_user") => per_user_source(env),
+        Some("per_user") => per_user_source(env, allow_insecure_http),
         Some(other) => {
             env.problem(
                 "CREDENTIAL_MODE",
@@ -82,10 +83,12 @@ fn static_source(
     })
 }
 
-/// Telnyx API access for one telephony credential per user.
-fn per_user_source(
+/// The Telnyx API and the credential connection, as `serve` in per_user mode and `prune` read
+/// them; `None` for each part that is missing or malformed (and recorded as a problem).
+pub(super) fn telnyx_access(
     env: &mut Env<impl Fn(&str) -> Option<String>>,
-) -> Option<CredentialSourceConfig> {
+    allow_insecure_http: bool,
+) -> (Option<TelnyxApiConfig>, Option<String>, Duration) {
     let api_key = env.required_with(
         "TELNYX_API_KEY",
         "is not set: CREDENTIAL_MODE=per_user creates credentials through the Telnyx API; create one in the Mission Control portal (API Keys → Create API Key) and set it here",
@@ -99,22 +102,49 @@ fn per_user_source(
     let base_url = env.parsed_or(
         "TELNYX_API_BASE_URL",
         DEFAULT_TELNYX_API_BASE_URL,
-        parse_api_base_url,
+        |value| parse_api_base_url(value, allow_insecure_http),
     );
-    let refresh_margin = env.seconds_or("TOKEN_REFRESH_MARGIN_SECS", 600, 0..=43_200);
     let request_budget = env.seconds_or("TELNYX_REQUEST_BUDGET_SECS", 15, 1..=120);
-    let cache_capacity = env.number_or("TOKEN_CACHE_MAX_USERS", 10_000, 1..=10_000_000);
-    Some(CredentialSourceConfig::PerUser(PerUserConfig {
-        api: TelnyxApiConfig {
-            api_key: api_key?,
-            base_url: base_url?,
+    let api = api_key
+        .zip(base_url)
+        .map(|(api_key, base_url)| TelnyxApiConfig {
+            api_key,
+            base_url,
             request_budget,
             timing: TelnyxTiming::default(),
-        },
+        });
+    (api, connection_id, request_budget)
+}
+
+/// Telnyx API access for one telephony credential per user.
+fn per_user_source(
+    env: &mut Env<impl Fn(&str) -> Option<String>>,
+    allow_insecure_http: bool,
+) -> Option<CredentialSourceConfig> {
+    let (api, connection_id, request_budget) = telnyx_access(env, allow_insecure_http);
+    let refresh_margin = env.seconds_or("TOKEN_REFRESH_MARGIN_SECS", 600, 0..=43_200);
+    let cache_capacity = env.number_or("TOKEN_CACHE_MAX_USERS", 10_000, 1..=10_000_000);
+    // Telnyx's JWT guide: wait about 5 s after creating a credential before logging in with it.
+    let propagation = env.seconds_or("TELNYX_CREDENTIAL_PROPAGATION_SECS", 5, 0..=30);
+    if propagation >= request_budget {
+        env.problem(
+            "TELNYX_CREDENTIAL_PROPAGATION_SECS",
+            format!(
+                "is {}, not below TELNYX_REQUEST_BUDGET_SECS ({}): a brand-new user's first request waits this long within that budget, so lower it or raise TELNYX_REQUEST_BUDGET_SECS",
+                propagation.as_secs(),
+                request_budget.as_secs()
+            ),
+        );
+    }
+    let idle_days = env.number_or("TELNYX_CREDENTIAL_IDLE_DAYS", 30, 1..=3650);
+    Some(CredentialSourceConfig::PerUser(Box::new(PerUserConfig {
+        api: api?,
         connection_id: connection_id?,
         refresh_margin,
         cache_capacity: usize::try_from(cache_capacity).unwrap_or(usize::MAX),
-    }))
+        propagation,
+        idle: Duration::from_secs(idle_days * 86_400),
+    })))
 }
 
 /// TURN credentials of their own, both or neither.
@@ -143,7 +173,7 @@ fn turn_credentials(env: &mut Env<impl Fn(&str) -> Option<String>>) -> Option<Tu
 
 /// Telnyx connection ids are opaque strings of digits; anything with a separator in it is a
 /// paste of the wrong field and would end up inside a URL.
-fn parse_connection_id(value: &str) -> Result<String, String> {
+pub(super) fn parse_connection_id(value: &str) -> Result<String, String> {
     if value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -156,7 +186,7 @@ fn parse_connection_id(value: &str) -> Result<String, String> {
     }
 }
 
-fn parse_api_base_url(value: &str) -> Result<Url, String> {
+pub(super) fn parse_api_base_url(value: &str, allow_insecure_http: bool) -> Result<Url, String> {
     let hint = format!("set it to {DEFAULT_TELNYX_API_BASE_URL}, or leave it unset");
     let url = Url::parse(value.trim_end_matches('/'))
         .map_err(|_| format!("is {value:?}, not a URL: {hint}"))?;
@@ -166,6 +196,11 @@ fn parse_api_base_url(value: &str) -> Result<Url, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("is {value:?}, with a query or fragment: {hint}"));
     }
+    super::refuse_plain_http(
+        &url,
+        allow_insecure_http,
+        "the API key would be sent in clear, for whoever sits on the way to copy",
+    )?;
     Ok(url)
 }
 

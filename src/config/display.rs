@@ -29,6 +29,7 @@ impl fmt::Display for Config {
             Some(url) => writeln!(f, "JWKS URL               = {url}")?,
             None => writeln!(f, "JWKS URL               = none (demo mode)")?,
         }
+        writeln!(f, "ALLOW_INSECURE_HTTP    = {}", self.allow_insecure_http)?;
         writeln!(f, "SUPABASE_JWT_ISSUER    = {}", auth.issuer)?;
         writeln!(f, "SUPABASE_JWT_AUDIENCE  = {}", auth.audience)?;
         writeln!(
@@ -92,6 +93,16 @@ impl fmt::Display for Config {
                     per_user.api.request_budget.as_secs()
                 )?;
                 writeln!(f, "TOKEN_CACHE_MAX_USERS  = {}", per_user.cache_capacity)?;
+                writeln!(
+                    f,
+                    "TELNYX_CREDENTIAL_PROPAGATION_SECS = {}",
+                    per_user.propagation.as_secs()
+                )?;
+                writeln!(
+                    f,
+                    "TELNYX_CREDENTIAL_IDLE_DAYS = {}",
+                    per_user.idle.as_secs() / 86_400
+                )?;
             }
         }
         writeln!(f, "TELNYX_SIP_REALM       = {}", credentials.realm)?;

@@ -1,21 +1,37 @@
 //! Reading environment variables through a lookup function, collecting every problem met
 //! instead of stopping at the first.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
-use super::{ConfigError, ConfigErrors};
+use super::{ConfigError, ConfigErrors, template};
+
+/// What a value that still holds one of `.env.example`'s placeholders means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placeholders {
+    /// A problem to report: `serve` and `check-config`.
+    Refuse,
+    /// As good as unset: `demo`, which makes up what the template leaves to the operator.
+    Ignore,
+}
 
 /// Reads variables through a lookup function and collects every problem it meets.
 pub(super) struct Env<F> {
     lookup: F,
     problems: Vec<ConfigError>,
+    placeholders: Placeholders,
+    /// Variables found holding a placeholder, and which one; reported by [`Env::finish`]. Read
+    /// through `&self`, so recorded apart from `problems`.
+    placeholders_met: RefCell<Vec<(&'static str, &'static str)>>,
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
-    pub(super) fn new(lookup: F) -> Self {
+    pub(super) fn new(lookup: F, placeholders: Placeholders) -> Self {
         Self {
             lookup,
             problems: Vec::new(),
+            placeholders,
+            placeholders_met: RefCell::new(Vec::new()),
         }
     }
 
@@ -23,7 +39,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.problems.push(ConfigError { variable, problem });
     }
 
-    pub(super) fn finish(self) -> Result<(), ConfigErrors> {
+    pub(super) fn finish(mut self) -> Result<(), ConfigErrors> {
+        for (variable, placeholder) in self.placeholders_met.take() {
+            self.problem(
+                variable,
+                format!(
+                    "is still the placeholder {placeholder:?} from .env.example: {}",
+                    template::what_to_set(variable)
+                ),
+            );
+        }
         if self.problems.is_empty() {
             Ok(())
         } else {
@@ -32,14 +57,28 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// The trimmed value; an empty one counts as unset, as `.env.example` leaves optional
-    /// variables empty.
-    pub(super) fn optional(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
+    /// variables empty. A value holding one of the template's placeholders is returned as it is
+    /// and reported at [`Env::finish`] (so it is reported once, not also as malformed or
+    /// missing), or, in demo mode, counts as unset.
+    pub(super) fn optional(&self, name: &'static str) -> Option<String> {
+        let value = (self.lookup)(name)
             .map(|value| value.trim().to_owned())
-            .filter(|value| !value.is_empty())
+            .filter(|value| !value.is_empty())?;
+        if let Some(placeholder) = template::placeholder_in(&value) {
+            match self.placeholders {
+                Placeholders::Refuse => {
+                    let mut met = self.placeholders_met.borrow_mut();
+                    if !met.iter().any(|(variable, _)| *variable == name) {
+                        met.push((name, placeholder));
+                    }
+                }
+                Placeholders::Ignore => return None,
+            }
+        }
+        Some(value)
     }
 
-    pub(super) fn string_or(&self, name: &str, default: &str) -> String {
+    pub(super) fn string_or(&self, name: &'static str, default: &str) -> String {
         self.optional(name).unwrap_or_else(|| default.to_owned())
     }
 

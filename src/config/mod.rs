@@ -12,19 +12,23 @@ use std::time::Duration;
 use reqwest::Url;
 use secrecy::SecretString;
 
-use env::Env;
+use env::{Env, Placeholders};
 
 pub use access::{
     AccessRules, ClaimRequirement, RULE_CLAIMS, SessionCheckConfig, parse_claim_requirements,
 };
 pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
 pub use limits::{LimitsConfig, RateLimit};
+pub use prune::{PruneConfig, SupabaseAdminConfig};
+pub use template::{ENV_EXAMPLE, placeholder_in};
 
 mod access;
 mod credentials;
 mod display;
 mod env;
 mod limits;
+mod prune;
+mod template;
 
 /// Supabase's own check: a legacy JWT secret is at least 32 characters. A shorter secret is a
 /// typo (or a key pasted into the wrong variable), and HS256 with it would be brute-forceable.
@@ -35,9 +39,12 @@ pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_ACCESS_TOKEN_CACHE_ENTRIES: usize = 5_000;
 pub const DEFAULT_SIP_REALM: &str = "sip.telnyx.com";
 pub const DEFAULT_STUN_URLS: [&str; 2] = ["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"];
-pub const DEFAULT_TURN_URLS: [&str; 2] = [
+/// UDP and TCP on 3478, and TLS on 443 for networks that let only HTTPS out, written as
+/// `@telnyx/webrtc` writes it (`DEFAULT_PROD_ICE_SERVERS` in packages/js `util/constants`).
+pub const DEFAULT_TURN_URLS: [&str; 3] = [
     "turn:turn.telnyx.com:3478?transport=udp",
     "turn:turn.telnyx.com:3478?transport=tcp",
+    "turns:turn.telnyx.com:443",
 ];
 
 /// Everything the service needs to run, with secrets wrapped so `Debug` never prints them.
@@ -55,6 +62,9 @@ pub struct Config {
     pub log: LogConfig,
     /// Rate limits, the in-flight cap and request size caps.
     pub limits: LimitsConfig,
+    /// `ALLOW_INSECURE_HTTP`: plain `http://` accepted for Supabase and Telnyx on other hosts
+    /// than this machine.
+    pub allow_insecure_http: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -111,8 +121,9 @@ pub struct CredentialConfig {
     pub realm: String,
     pub stun_urls: Vec<String>,
     pub turn_urls: Vec<String>,
-    /// TURN credentials of their own. Without them, static mode gives TURN the shared SIP
-    /// identity and per_user mode gives TURN none (a SIP password never reaches the browser).
+    /// TURN credentials of their own (from Telnyx support or the operator's own TURN service).
+    /// Only with them does the answer carry `ice_servers`; without them `turn_servers` carries
+    /// the shared SIP identity in static mode and nothing in per_user mode.
     pub turn_credentials: Option<TurnCredentials>,
 }
 
@@ -133,7 +144,7 @@ pub enum CredentialSourceConfig {
         ttl: Duration,
     },
     /// One Telnyx telephony credential per Supabase user, and short-lived login tokens for it.
-    PerUser(PerUserConfig),
+    PerUser(Box<PerUserConfig>),
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +156,10 @@ pub struct PerUserConfig {
     pub refresh_margin: Duration,
     /// Most users whose login tokens are kept in memory.
     pub cache_capacity: usize,
+    /// No login token is handed out for a credential younger than this.
+    pub propagation: Duration,
+    /// A credential expires this long after its last token unless moved forward.
+    pub idle: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -237,11 +252,12 @@ impl Config {
     /// Reads the configuration through `lookup`, so tests pass a map instead of mutating the
     /// process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
-        let mut env = Env::new(lookup);
+        let mut env = Env::new(lookup, Placeholders::Refuse);
+        let allow_insecure_http = env.flag_or("ALLOW_INSECURE_HTTP", false);
         let supabase_url = env.required_with(
             "SUPABASE_URL",
             "is not set: set it to https://<project-ref>.supabase.co (Supabase dashboard → Project Settings → API)",
-            parse_supabase_url,
+            |value| parse_supabase_url(value, allow_insecure_http),
         );
         let issuer = env
             .optional("SUPABASE_JWT_ISSUER")
@@ -275,19 +291,22 @@ impl Config {
             jwks: JwksTiming::default(),
             access_token_cache_entries: access_token_cache_entries(&mut env),
         };
-        let credentials = credentials::credential_config(&mut env, None);
-        let config = common(&mut env, auth, credentials);
+        let credentials = credentials::credential_config(&mut env, None, allow_insecure_http);
+        let config = common(&mut env, auth, credentials, allow_insecure_http);
         env.finish()
             .map(|()| config.expect("a config without problems is complete"))
     }
 
     /// The configuration of `demo`: no Supabase project, a made-up HS256 secret and SIP identity,
-    /// and the rest (bind address, CORS, ICE servers, logging) read as usual.
+    /// and the rest (bind address, CORS, ICE servers, logging) read as usual, except that values
+    /// still holding `.env.example`'s placeholders count as unset: demo runs with a freshly
+    /// copied `.env`. The example page's origins are always allowed, beside any configured
+    /// ones: demo prints a link to that page.
     pub fn demo(
         lookup: impl Fn(&str) -> Option<String>,
         secrets: DemoSecrets,
     ) -> Result<Self, ConfigErrors> {
-        let mut env = Env::new(lookup);
+        let mut env = Env::new(lookup, Placeholders::Ignore);
         let auth = AuthConfig {
             jwks_url: None,
             issuer: DEMO_ISSUER.to_owned(),
@@ -303,12 +322,15 @@ impl Config {
         let credentials = credentials::credential_config(
             &mut env,
             Some((secrets.sip_username, secrets.sip_password)),
+            false,
         );
-        let mut config = common(&mut env, auth, credentials);
-        if let Some(config) = &mut config
-            && config.cors_allowed_origins.is_empty()
-        {
-            config.cors_allowed_origins = EXAMPLE_PAGE_ORIGINS.map(String::from).to_vec();
+        let mut config = common(&mut env, auth, credentials, false);
+        if let Some(config) = &mut config {
+            for origin in EXAMPLE_PAGE_ORIGINS {
+                if !config.cors_allowed_origins.iter().any(|o| o == origin) {
+                    config.cors_allowed_origins.push(origin.to_owned());
+                }
+            }
         }
         env.finish()
             .map(|()| config.expect("a config without problems is complete"))
@@ -326,6 +348,7 @@ fn common(
     env: &mut Env<impl Fn(&str) -> Option<String>>,
     auth: AuthConfig,
     credentials: Option<CredentialConfig>,
+    allow_insecure_http: bool,
 ) -> Option<Config> {
     let bind_addr = env.parsed_or("BIND_ADDR", DEFAULT_BIND_ADDR, parse_socket_addr);
     let metrics_bind_addr = env.optional_with("METRICS_BIND_ADDR", parse_socket_addr);
@@ -375,6 +398,7 @@ fn common(
         request_timeout,
         log: LogConfig { filter, format },
         limits,
+        allow_insecure_http,
     })
 }
 
@@ -385,7 +409,7 @@ fn parse_socket_addr(value: &str) -> Result<SocketAddr, String> {
 }
 
 /// `https://<ref>.supabase.co`, without a trailing slash, path, query or fragment.
-fn parse_supabase_url(value: &str) -> Result<String, String> {
+pub(super) fn parse_supabase_url(value: &str, allow_insecure_http: bool) -> Result<String, String> {
     let hint = "set it to https://<project-ref>.supabase.co";
     let url = Url::parse(value).map_err(|_| format!("is {value:?}, not a URL: {hint}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -396,7 +420,39 @@ fn parse_supabase_url(value: &str) -> Result<String, String> {
             "is {value:?}: give the project URL alone, without a path such as /auth/v1 ({hint})"
         ));
     }
+    refuse_plain_http(
+        &url,
+        allow_insecure_http,
+        "the signing keys would be fetched in clear, and whoever sits on the way could hand the service keys of their own",
+    )?;
     Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// Plain `http://` only to this machine (a local stand-in, a sidecar), unless the operator has
+/// said the network is trusted with `ALLOW_INSECURE_HTTP=true`.
+fn refuse_plain_http(url: &Url, allow_insecure_http: bool, risk: &str) -> Result<(), String> {
+    if url.scheme() != "http" || allow_insecure_http || is_loopback(url) {
+        return Ok(());
+    }
+    Err(format!(
+        "is {url}, plain HTTP to another machine: {risk}. Use https://, or, if the network to {host} is trusted (a self-hosted service inside the cluster), set ALLOW_INSECURE_HTTP=true",
+        url = url.as_str().trim_end_matches('/'),
+        host = url.host_str().unwrap_or_default(),
+    ))
+}
+
+/// `localhost` (which RFC 6761 reserves for this machine) or a loopback address.
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.to_ascii_lowercase();
+    let address = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || address
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A browser origin: scheme, host and optional port, nothing else, compared byte for byte.

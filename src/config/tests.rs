@@ -215,6 +215,8 @@ fn per_user_mode_reads_telnyx_api_access_and_needs_no_sip_identity() {
     assert_eq!(per_user.api.base_url.as_str(), "https://api.telnyx.com/v2");
     assert_eq!(per_user.api.request_budget, Duration::from_secs(15));
     assert_eq!(per_user.refresh_margin, Duration::from_secs(600));
+    assert_eq!(per_user.propagation, Duration::from_secs(5));
+    assert_eq!(per_user.idle, Duration::from_secs(30 * 86_400));
     for printed in [format!("{config:?}"), config.to_string()] {
         assert!(!printed.contains("KEY0123456789ABCDEF"), "{printed}");
     }
@@ -242,6 +244,14 @@ fn per_user_values_are_checked() {
         ("TELNYX_REQUEST_BUDGET_SECS", "0", "whole number"),
         ("TELNYX_REQUEST_BUDGET_SECS", "60", "REQUEST_TIMEOUT_SECS"),
         ("TOKEN_REFRESH_MARGIN_SECS", "ten", "whole number"),
+        ("TELNYX_CREDENTIAL_PROPAGATION_SECS", "31", "from 0 to 30"),
+        (
+            "TELNYX_CREDENTIAL_PROPAGATION_SECS",
+            "15",
+            "not below TELNYX_REQUEST_BUDGET_SECS (15)",
+        ),
+        ("TELNYX_CREDENTIAL_IDLE_DAYS", "0", "from 1 to 3650"),
+        ("TELNYX_CREDENTIAL_IDLE_DAYS", "3651", "from 1 to 3650"),
     ];
     for (variable, value, hint) in cases {
         let errors = per_user(&[(variable, value)]).unwrap_err();
@@ -253,7 +263,7 @@ fn per_user_values_are_checked() {
 }
 
 #[test]
-fn every_variable_read_is_documented_in_the_readme_and_env_example() {
+fn every_variable_read_is_documented_in_the_configuration_docs_and_env_example() {
     let asked = std::cell::RefCell::new(Vec::new());
     for mode in ["static", "per_user"] {
         let _ = Config::from_lookup(|name| {
@@ -261,30 +271,220 @@ fn every_variable_read_is_documented_in_the_readme_and_env_example() {
             (name == "CREDENTIAL_MODE").then(|| mode.to_owned())
         });
     }
+    // `prune` reads a few of its own (SUPABASE_URL only with the secret key).
+    let _ = PruneConfig::from_lookup(|name| {
+        asked.borrow_mut().push(name.to_owned());
+        (name == "SUPABASE_SERVICE_ROLE_KEY").then(|| "sb_secret_x".to_owned())
+    });
     let asked = asked.into_inner();
     assert!(asked.len() >= 25, "{asked:?}");
+    assert!(asked.iter().any(|name| name == "SUPABASE_SERVICE_ROLE_KEY"));
     let env_example = include_str!("../../.env.example");
-    let readme = include_str!("../../README.md");
-    for name in asked {
+    let configuration = include_str!("../../docs/configuration.md");
+    for name in &asked {
         assert!(
             env_example.contains(&format!("\n{name}=")),
             "{name} missing from .env.example"
         );
         assert!(
-            readme.contains(&format!("| `{name}` |")),
-            "{name} missing from the README's table"
+            configuration.contains(&format!("| `{name}` |")),
+            "{name} missing from the table in docs/configuration.md"
         );
+    }
+    // The other way round: the tables (the README keeps the most common variables) and
+    // .env.example name no variable the service does not read.
+    let tables = [
+        ("docs/configuration.md", configuration),
+        ("README.md", include_str!("../../README.md")),
+    ];
+    for (file, text) in tables {
+        for row in text.lines().filter(|line| line.starts_with("| `")) {
+            let name = row[3..].split('`').next().unwrap();
+            let is_variable = name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            assert!(
+                !is_variable || asked.iter().any(|read| read == name),
+                "{file} documents {name}, which the service does not read"
+            );
+        }
+    }
+    for line in env_example.lines().filter(|line| !line.starts_with('#')) {
+        if let Some((name, _)) = line.split_once('=') {
+            assert!(
+                asked.iter().any(|read| read == name),
+                ".env.example sets {name}, which the service does not read"
+            );
+        }
     }
 }
 
+fn env_example() -> Vec<(String, String)> {
+    dotenvy::from_read_iter(ENV_EXAMPLE.as_bytes())
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// The variables named in `errors`, sorted.
+fn named(errors: &ConfigErrors) -> Vec<&'static str> {
+    let mut variables: Vec<&'static str> = errors.0.iter().map(|error| error.variable).collect();
+    variables.sort_unstable();
+    variables.dedup();
+    variables
+}
+
+/// `.env.example` as copied is refused, in either mode, for exactly the variables that mode
+/// reads and the template leaves to the operator, each with what to set; with those filled in it
+/// is a valid configuration. A placeholder added to the template is refused without more code,
+/// and this test asks for a sentence saying what to put there.
 #[test]
-fn the_env_example_is_a_valid_configuration() {
-    let pairs: HashMap<String, String> =
-        dotenvy::from_read_iter(include_str!("../../.env.example").as_bytes())
-            .map(Result::unwrap)
+fn the_env_example_is_a_template_whose_placeholders_are_refused() {
+    let template = env_example();
+    let placeholders: Vec<&str> = template
+        .iter()
+        .filter(|(_, value)| placeholder_in(value).is_some())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(placeholders.len() >= 5, "{placeholders:?}");
+    let own_value = |name: &str| match name {
+        "SUPABASE_URL" => "https://abcd.supabase.co",
+        "TELNYX_WEBRTC_CONNECTION_ID" => "1684641123236054244",
+        _ => "an-operator-value-0123456789",
+    };
+    for mode in ["static", "per_user"] {
+        let read = std::cell::RefCell::new(Vec::new());
+        let errors = Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            match name {
+                "CREDENTIAL_MODE" => Some(mode.to_owned()),
+                _ => template
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, v)| v.clone()),
+            }
+        })
+        .unwrap_err();
+        let mut expected: Vec<&str> = placeholders
+            .iter()
+            .copied()
+            .filter(|name| read.borrow().iter().any(|read| read == name))
             .collect();
-    let config = Config::from_lookup(|name| pairs.get(name).cloned()).unwrap();
-    assert_eq!(config.credentials.stun_urls, DEFAULT_STUN_URLS);
+        expected.sort_unstable();
+        assert_eq!(named(&errors), expected, "{mode}: {errors}");
+        for error in &errors.0 {
+            assert!(error.problem.contains("placeholder"), "{error}");
+            assert!(
+                !error.problem.contains("replace it with your own value"),
+                "{error}: say in template::what_to_set what to put there"
+            );
+        }
+
+        let filled = Config::from_lookup(|name| match name {
+            "CREDENTIAL_MODE" => Some(mode.to_owned()),
+            _ if placeholders.contains(&name) => Some(own_value(name).to_owned()),
+            _ => template
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, v)| v.clone()),
+        });
+        let config = filled.unwrap_or_else(|errors| panic!("{mode}: {errors}"));
+        assert_eq!(config.credentials.stun_urls, DEFAULT_STUN_URLS);
+    }
+}
+
+/// The Kubernetes examples are copied the same way, so their placeholders must be the
+/// template's: each value there that looks like one is refused.
+#[test]
+fn the_deploy_examples_use_the_templates_placeholders() {
+    let examples = [
+        include_str!("../../deploy/kubernetes/static/secret.yaml.example"),
+        include_str!("../../deploy/kubernetes/static/configmap.yaml"),
+        include_str!("../../deploy/kubernetes/per-user/secret.yaml.example"),
+        include_str!("../../deploy/kubernetes/per-user/configmap.yaml"),
+    ];
+    let mut checked = 0;
+    for example in examples {
+        for line in example
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+        {
+            let Some((name, value)) = line.trim().split_once(": ") else {
+                continue;
+            };
+            let lower = value.to_ascii_lowercase();
+            let looks_like_one = lower.contains("your-") || lower.contains("change-me");
+            if looks_like_one {
+                checked += 1;
+                assert!(
+                    placeholder_in(value).is_some(),
+                    "{name}: {value} is not one of .env.example's placeholders"
+                );
+                assert!(
+                    !template::what_to_set(name).starts_with("replace"),
+                    "{name}"
+                );
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked}");
+}
+
+#[test]
+fn a_placeholder_is_refused_anywhere_in_a_value_and_never_echoed_whole() {
+    let errors = load(&[("TELNYX_WEBRTC_PASSWORD", "Change-Me-s3cr3t-suffix")]).unwrap_err();
+    assert_eq!(named(&errors), ["TELNYX_WEBRTC_PASSWORD"]);
+    let message = errors.to_string();
+    assert!(message.contains("\"change-me\""), "{message}");
+    assert!(message.contains("SIP password"), "{message}");
+    assert!(!message.contains("s3cr3t"), "{message}");
+
+    let errors = load(&[("SUPABASE_URL", "https://your-project-ref.supabase.co/")]).unwrap_err();
+    assert_eq!(named(&errors), ["SUPABASE_URL"], "reported once: {errors}");
+    assert!(errors.to_string().contains("Project Settings"));
+}
+
+#[test]
+fn plain_http_is_refused_unless_local_or_allowed() {
+    for url in ["http://abcd.supabase.co", "http://10.0.0.7:8000"] {
+        let errors = load(&[("SUPABASE_URL", url)]).unwrap_err();
+        assert_eq!(named(&errors), ["SUPABASE_URL"], "{errors}");
+        let message = errors.to_string();
+        assert!(message.contains("https://"), "{message}");
+        assert!(message.contains("ALLOW_INSECURE_HTTP=true"), "{message}");
+        assert!(message.contains("signing keys"), "{message}");
+    }
+    for url in [
+        "http://127.0.0.1:54321",
+        "http://localhost:54321",
+        "http://[::1]:54321",
+        "https://abcd.supabase.co",
+    ] {
+        let config = load(&[("SUPABASE_URL", url)]).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(config.auth.jwks_url.is_some());
+    }
+    let config = load(&[
+        ("SUPABASE_URL", "http://supabase-kong.supabase.svc:8000"),
+        ("ALLOW_INSECURE_HTTP", "true"),
+    ])
+    .unwrap();
+    assert!(config.allow_insecure_http);
+    assert!(config.to_string().contains("ALLOW_INSECURE_HTTP    = true"));
+
+    let telnyx = |base: &'static str, allow: &'static str| {
+        per_user(&[
+            ("TELNYX_API_BASE_URL", base),
+            ("ALLOW_INSECURE_HTTP", allow),
+        ])
+    };
+    let errors = telnyx("http://api.telnyx.com/v2", "false").unwrap_err();
+    assert_eq!(named(&errors), ["TELNYX_API_BASE_URL"]);
+    assert!(
+        errors
+            .to_string()
+            .contains("API key would be sent in clear")
+    );
+    assert!(telnyx("http://telnyx-proxy.internal/v2", "true").is_ok());
+    assert!(telnyx("http://127.0.0.1:9/v2", "false").is_ok());
 }
 
 #[test]
@@ -299,9 +499,32 @@ fn demo_needs_no_variables() {
     assert_eq!(config.auth.issuer, DEMO_ISSUER);
     assert_eq!(config.cors_allowed_origins, EXAMPLE_PAGE_ORIGINS);
 
-    let origin = [("CORS_ALLOWED_ORIGINS", "http://127.0.0.1:9999")];
-    let config = Config::demo(lookup_from(origin), secrets()).unwrap();
-    assert_eq!(config.cors_allowed_origins, ["http://127.0.0.1:9999"]);
+    // The page demo links to stays allowed whatever a .env lists, and a copied .env.example's
+    // placeholders count as unset: demo makes up its SIP identity instead.
+    let template = env_example();
+    let config = Config::demo(
+        |name| match name {
+            "CORS_ALLOWED_ORIGINS" => Some("http://localhost:5173,http://127.0.0.1:9999".into()),
+            _ => template
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, v)| v.clone()),
+        },
+        secrets(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.cors_allowed_origins,
+        [
+            "http://localhost:5173",
+            "http://127.0.0.1:9999",
+            "http://127.0.0.1:5173"
+        ]
+    );
+    let CredentialSourceConfig::Static { username, .. } = &config.credentials.source else {
+        panic!("demo is static");
+    };
+    assert_eq!(username, "demo");
 }
 
 #[test]

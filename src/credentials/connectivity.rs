@@ -1,5 +1,13 @@
 //! How the browser reaches Telnyx through NAT: the SIP realm and the STUN and TURN servers,
 //! built once at start-up and shared by every credential.
+//!
+//! The rule for `ice_servers`, in both modes: it is there only when the operator configured TURN
+//! credentials (`TELNYX_TURN_USERNAME`/`_PASSWORD`). `@telnyx/webrtc` replaces its own ICE list
+//! with whatever `iceServers` it is given (`BrowserSession`'s `set iceServers` in packages/js),
+//! and its own list (`DEFAULT_PROD_ICE_SERVERS`) has TURN over UDP, TCP and TLS on 443 with
+//! credentials the SDK provisions itself. Nothing Telnyx publishes says its TURN servers accept
+//! a SIP username and password, so a list without configured credentials would swap working
+//! relays for none, or for credentials Telnyx never promised to accept.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Serialize, Serializer};
@@ -12,8 +20,10 @@ pub struct Connectivity {
     pub realm: String,
     pub stun_servers: Vec<String>,
     pub turn_servers: Vec<IceServer>,
-    /// The same servers as `RTCIceServer`s, for `new RTCPeerConnection({ iceServers })`.
-    pub ice_servers: Vec<IceServer>,
+    /// STUN and TURN as `RTCIceServer`s, only when TURN has credentials the operator
+    /// configured; absent, the SDK keeps its own relays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_servers: Option<Vec<IceServer>>,
     /// The fields above as they appear in the credential's JSON, rendered once. Holds the
     /// TURN credential, so it is a secret too.
     #[serde(skip)]
@@ -40,25 +50,31 @@ fn expose<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result
 }
 
 impl Connectivity {
-    /// `turn_fallback` is what TURN authenticates with when the configuration gives TURN no
-    /// credentials of its own: the shared SIP identity in static mode, nothing in per_user mode.
+    /// `turn_fallback` is what `turn_servers` (not `ice_servers`) carries when the configuration
+    /// gives TURN no credentials of its own: the shared SIP identity in static mode, which the
+    /// existing frontend reads there, and nothing in per_user mode (no SIP password reaches the
+    /// browser in that mode).
     pub fn new(config: &CredentialConfig, turn_fallback: Option<(&str, &SecretString)>) -> Self {
-        let turn_credentials = config
+        let configured = config
             .turn_credentials
             .as_ref()
-            .map(|turn| (turn.username.as_str(), &turn.password))
-            .or(turn_fallback);
-        let turn_servers: Vec<IceServer> = (!config.turn_urls.is_empty())
-            .then(|| IceServer {
+            .map(|turn| (turn.username.as_str(), &turn.password));
+        let turn_server = |credentials: Option<(&str, &SecretString)>| {
+            (!config.turn_urls.is_empty()).then(|| IceServer {
                 urls: config.turn_urls.clone(),
-                username: turn_credentials.map(|(username, _)| username.to_owned()),
-                credential: turn_credentials.map(|(_, password)| password.clone()),
+                username: credentials.map(|(username, _)| username.to_owned()),
+                credential: credentials.map(|(_, password)| password.clone()),
             })
+        };
+        let turn_servers: Vec<IceServer> = turn_server(configured.or(turn_fallback))
             .into_iter()
             .collect();
+        let ice_servers = configured
+            .and_then(|credentials| turn_server(Some(credentials)))
+            .map(|turn| ice_servers(&config.stun_urls, turn));
         let mut connectivity = Self {
             realm: config.realm.clone(),
-            ice_servers: ice_servers(&config.stun_urls, &turn_servers),
+            ice_servers,
             stun_servers: config.stun_urls.clone(),
             turn_servers,
             json: SecretString::default(),
@@ -74,21 +90,12 @@ impl Connectivity {
     }
 }
 
-/// STUN URLs as one `RTCIceServer`, each TURN server with credentials as another. A TURN server
-/// without credentials is left out: `new RTCPeerConnection` throws on one.
-fn ice_servers(stun_urls: &[String], turn_servers: &[IceServer]) -> Vec<IceServer> {
+/// STUN URLs as one `RTCIceServer`, the TURN server with its credentials as another.
+fn ice_servers(stun_urls: &[String], turn: IceServer) -> Vec<IceServer> {
     let stun = (!stun_urls.is_empty()).then(|| IceServer {
         urls: stun_urls.to_vec(),
         username: None,
         credential: None,
     });
-    let turn = turn_servers
-        .iter()
-        .filter(|server| server.username.is_some() && server.credential.is_some())
-        .map(|server| IceServer {
-            urls: server.urls.clone(),
-            username: server.username.clone(),
-            credential: server.credential.clone(),
-        });
-    stun.into_iter().chain(turn).collect()
+    stun.into_iter().chain([turn]).collect()
 }

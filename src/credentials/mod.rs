@@ -14,6 +14,7 @@ use crate::config::{CredentialConfig, CredentialSourceConfig};
 use crate::telnyx::TelnyxError;
 pub use connectivity::{Connectivity, IceServer};
 use per_user::PerUserCredentials;
+pub use per_user::owner_of;
 use shared::SharedCredential;
 
 mod connectivity;
@@ -124,9 +125,14 @@ struct CredentialBody {
     /// `sip:<username>@<realm>`.
     sip_uri: String,
     stun_servers: Vec<String>,
+    /// TURN URLs, with `TELNYX_TURN_USERNAME`/`_PASSWORD` when set; without them, the shared
+    /// SIP identity in static mode (which Telnyx does not document as accepted by its TURN
+    /// servers) and no credentials in per_user mode. Hand the SDK `ice_servers`, not this.
     turn_servers: Vec<IceServer>,
-    /// The same servers as `RTCIceServer`s, for `new TelnyxRTC({ ..., iceServers })`.
-    ice_servers: Vec<IceServer>,
+    /// STUN and TURN as `RTCIceServer`s, for `new TelnyxRTC({ ..., iceServers })`. Present only
+    /// when TURN credentials are configured: absent, pass no `iceServers`, so that
+    /// `@telnyx/webrtc` keeps its own STUN and TURN servers (TURN over TLS on 443 included).
+    ice_servers: Option<Vec<IceServer>>,
 }
 
 impl utoipa::PartialSchema for WebRTCCredential {
@@ -275,7 +281,11 @@ pub(crate) mod tests {
     }
 
     fn credential(secret: SipSecret) -> WebRTCCredential {
-        let config = shared::tests::config();
+        let mut config = shared::tests::config();
+        config.turn_credentials = Some(crate::config::TurnCredentials {
+            username: "turn\"user".into(),
+            password: SecretString::from("turn\\pass"),
+        });
         WebRTCCredential {
             // Characters JSON must escape, in the fields that come from outside.
             identity: Arc::new(SipIdentity::new(
@@ -284,10 +294,7 @@ pub(crate) mod tests {
                 "sip.telnyx.com",
             )),
             expires_at: u64::MAX,
-            connectivity: Arc::new(Connectivity::new(
-                &config,
-                Some(("turn\"user", &SecretString::from("turn\\pass"))),
-            )),
+            connectivity: Arc::new(Connectivity::new(&config, None)),
         }
     }
 

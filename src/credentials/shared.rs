@@ -72,8 +72,11 @@ pub(super) mod tests {
         SharedCredential::new(config, "gencred", &password, Duration::from_secs(60))
     }
 
+    /// Without TURN credentials of its own, the answer has no `ice_servers`: handed to the SDK
+    /// it would replace the SDK's own relays with the SIP identity, which Telnyx does not
+    /// document as accepted by its TURN servers. `turn_servers` keeps it for the old frontend.
     #[test]
-    fn the_static_credential_serializes_in_the_frontend_shape() {
+    fn the_static_credential_serializes_in_the_frontend_shape_without_ice_servers() {
         let credential = shared(&config()).issue(UNIX_EPOCH + Duration::from_secs(1_000));
         assert_eq!(
             crate::credentials::tests::json_of(&credential),
@@ -85,25 +88,21 @@ pub(super) mod tests {
                 "sip_uri": "sip:gencred@sip.telnyx.com",
                 "stun_servers": ["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"],
                 "turn_servers": [{
-                    "urls": ["turn:turn.telnyx.com:3478?transport=udp", "turn:turn.telnyx.com:3478?transport=tcp"],
+                    "urls": [
+                        "turn:turn.telnyx.com:3478?transport=udp",
+                        "turn:turn.telnyx.com:3478?transport=tcp",
+                        "turns:turn.telnyx.com:443",
+                    ],
                     "username": "gencred",
                     "credential": "pw",
                 }],
-                "ice_servers": [
-                    {"urls": ["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"]},
-                    {
-                        "urls": ["turn:turn.telnyx.com:3478?transport=udp", "turn:turn.telnyx.com:3478?transport=tcp"],
-                        "username": "gencred",
-                        "credential": "pw",
-                    },
-                ],
             })
         );
         assert!(!format!("{credential:?}").contains("\"pw\""));
     }
 
     #[test]
-    fn turn_credentials_of_their_own_replace_the_sip_identity_on_turn() {
+    fn turn_credentials_of_their_own_go_on_turn_and_into_ice_servers() {
         let mut config = config();
         config.turn_credentials = Some(TurnCredentials {
             username: "turnuser".into(),
@@ -112,7 +111,21 @@ pub(super) mod tests {
         let body = crate::credentials::tests::json_of(&shared(&config).issue(UNIX_EPOCH));
         assert_eq!(body["turn_servers"][0]["username"], "turnuser");
         assert_eq!(body["turn_servers"][0]["credential"], "turnpass");
-        assert_eq!(body["ice_servers"][1]["credential"], "turnpass");
+        assert_eq!(
+            body["ice_servers"],
+            json!([
+                {"urls": ["stun:stun.telnyx.com:3478", "stun:stun.telnyx.com:3479"]},
+                {
+                    "urls": [
+                        "turn:turn.telnyx.com:3478?transport=udp",
+                        "turn:turn.telnyx.com:3478?transport=tcp",
+                        "turns:turn.telnyx.com:443",
+                    ],
+                    "username": "turnuser",
+                    "credential": "turnpass",
+                },
+            ])
+        );
         assert_eq!(body["password"], "pw");
     }
 
@@ -121,8 +134,19 @@ pub(super) mod tests {
         let mut config = config();
         config.stun_urls.clear();
         config.turn_urls.clear();
+        config.turn_credentials = Some(TurnCredentials {
+            username: "turnuser".into(),
+            password: SecretString::from("turnpass"),
+        });
         let credential = shared(&config).issue(UNIX_EPOCH);
-        assert!(credential.connectivity.ice_servers.is_empty());
+        assert_eq!(
+            credential
+                .connectivity
+                .ice_servers
+                .as_deref()
+                .map(<[_]>::len),
+            None
+        );
         assert!(credential.connectivity.turn_servers.is_empty());
     }
 }

@@ -273,13 +273,14 @@ impl Around for RememberRoute {
 }
 
 /// Exact origins only; no origin configured means no cross-origin access at all. The token
-/// travels in a header, never a cookie, so credentials mode stays off.
+/// travels in a header, never a cookie, so credentials mode stays off. `Retry-After` is exposed
+/// so that a page can wait as long as a 429 or 503 asks (browsers hide other headers from it).
 fn cors_layer(origins: &[HeaderValue]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins.iter().cloned()))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([REQUEST_ID])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
 }
 

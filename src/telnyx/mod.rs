@@ -10,37 +10,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderValue, StatusCode, header};
 use reqwest::{Response, Url};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 
 use crate::config::{TelnyxApiConfig, TelnyxTiming};
+use model::{Claims, Data, Page, error_detail};
+pub use model::{CredentialConnection, LoginToken, TelephonyCredential, format_time, parse_time};
 pub use retry::Budget;
+use retry::Repeat;
 
+mod model;
 mod retry;
 
-/// A telephony credential as Telnyx describes it, minus its SIP password.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TelephonyCredential {
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    pub sip_username: String,
-    /// `connection:<id>` for credentials on a credential connection.
-    #[serde(default)]
-    pub resource_id: Option<String>,
-    /// A boolean in the reference, a string in some answers.
-    #[serde(default, deserialize_with = "bool_or_string")]
-    pub expired: bool,
-    /// ISO 8601; compared as text, which orders Telnyx's one format correctly.
-    #[serde(default)]
-    pub created_at: Option<String>,
-}
-
-/// A login token minted for a telephony credential, and when it stops working.
-pub struct LoginToken {
-    pub token: SecretString,
-    pub expires_at: SystemTime,
-}
+/// `page[size]` at the spec's maximum (`PageSize`: `maximum: 250`), so a connection's
+/// credentials take as few pages as the spec allows.
+const PAGE_SIZE: u64 = 250;
+/// A bound on pages read for one listing (250,000 credentials), so that an answer whose
+/// `total_pages` never ends cannot keep a request going.
+const MAX_PAGES: u64 = 1_000;
 
 /// Why a Telnyx call failed, in the terms the caller acts on.
 #[derive(Debug, thiserror::Error)]
@@ -84,16 +71,6 @@ impl fmt::Debug for TelnyxClient {
     }
 }
 
-#[derive(Deserialize)]
-struct Data<T> {
-    data: T,
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    exp: u64,
-}
-
 impl TelnyxClient {
     pub fn new(config: &TelnyxApiConfig) -> Result<Self, String> {
         let mut authorization = HeaderValue::from_str(&format!(
@@ -129,59 +106,155 @@ impl TelnyxClient {
         Budget::new(self.request_budget)
     }
 
-    /// `GET /telephony_credentials` filtered to one name on one connection. The filters are
-    /// checked again here, so that a looser match on Telnyx's side cannot hand one user
-    /// another's credential.
-    pub async fn find_credentials(
+    /// A budget of `total` for work that is not one request's, such as `prune`'s listing.
+    pub fn budget_of(&self, total: Duration) -> Budget {
+        Budget::new(total)
+    }
+
+    /// Every credential on the connection (with `name`, only those so named), from every page
+    /// of `GET /telephony_credentials`, expired ones included: the caller decides what an
+    /// expired one means. The spec lists `filter[status]` without values, so no status filter
+    /// is sent. The filters are checked again here, so that a looser match on Telnyx's side
+    /// cannot hand one user another's credential.
+    pub async fn list_credentials(
         &self,
-        name: &str,
+        name: Option<&str>,
         connection_id: &str,
-        active_only: bool,
         budget: &Budget,
     ) -> Result<Vec<TelephonyCredential>, TelnyxError> {
         let resource_id = format!("connection:{connection_id}");
-        let mut url = self.url(&["telephony_credentials"]);
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("filter[name]", name)
-                .append_pair("filter[resource_id]", &resource_id)
-                .append_pair("page[size]", "250");
-            if active_only {
-                query.append_pair("filter[status]", "active");
+        let mut found = Vec::new();
+        for page_number in 1..=MAX_PAGES {
+            let mut url = self.url(&["telephony_credentials"]);
+            {
+                let mut query = url.query_pairs_mut();
+                query.append_pair("filter[resource_id]", &resource_id);
+                if let Some(name) = name {
+                    query.append_pair("filter[name]", name);
+                }
+                query
+                    .append_pair("page[number]", &page_number.to_string())
+                    .append_pair("page[size]", &PAGE_SIZE.to_string());
+            }
+            let response = self
+                .send("list_credentials", budget, Repeat::Safe, || {
+                    self.http.get(url.clone())
+                })
+                .await?;
+            let page: Page<TelephonyCredential> = self.read_json(response).await?;
+            let on_page = page.data.len();
+            found.extend(page.data.into_iter().filter(|credential| {
+                name.is_none_or(|name| credential.name.as_deref() == Some(name))
+                    && credential.resource_id.as_deref() == Some(resource_id.as_str())
+            }));
+            let total_pages = page.meta.and_then(|meta| meta.total_pages).unwrap_or(1);
+            if page_number >= total_pages || on_page == 0 {
+                return Ok(found);
             }
         }
-        let response = self
-            .send("list_credentials", budget, || self.http.get(url.clone()))
-            .await?;
-        let found: Data<Vec<TelephonyCredential>> = self.read_json(response).await?;
-        Ok(found
-            .data
-            .into_iter()
-            .filter(|credential| {
-                credential.name.as_deref() == Some(name)
-                    && credential.resource_id.as_deref() == Some(resource_id.as_str())
-                    && !(active_only && credential.expired)
-            })
-            .collect())
+        Err(TelnyxError::InvalidResponse(format!(
+            "the credential list went on past {MAX_PAGES} pages of {PAGE_SIZE}"
+        )))
     }
 
-    /// `POST /telephony_credentials`.
+    /// `GET /credential_connections/{id}`, read-only (`RetrieveCredentialConnection` in
+    /// team-telnyx/openapi `spec3.yml`): proves the API key works and the connection exists on
+    /// its account, for `check-config --online`. 404 is [`TelnyxError::NotFound`].
+    pub async fn credential_connection(
+        &self,
+        connection_id: &str,
+        budget: &Budget,
+    ) -> Result<CredentialConnection, TelnyxError> {
+        let url = self.url(&["credential_connections", connection_id]);
+        let response = self
+            .send("get_connection", budget, Repeat::Safe, || {
+                self.http.get(url.clone())
+            })
+            .await?;
+        let found: Data<CredentialConnection> = self.read_json(response).await?;
+        Ok(found.data)
+    }
+
+    /// How many telephony credentials the connection holds, from one page of
+    /// `GET /telephony_credentials` (`meta.total_results`), read-only.
+    pub async fn count_credentials(
+        &self,
+        connection_id: &str,
+        budget: &Budget,
+    ) -> Result<u64, TelnyxError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            meta: Option<Meta>,
+            data: Vec<serde::de::IgnoredAny>,
+        }
+        #[derive(Deserialize)]
+        struct Meta {
+            total_results: Option<u64>,
+        }
+        let mut url = self.url(&["telephony_credentials"]);
+        url.query_pairs_mut()
+            .append_pair(
+                "filter[resource_id]",
+                &format!("connection:{connection_id}"),
+            )
+            .append_pair("page[size]", "1");
+        let response = self
+            .send("list_credentials", budget, Repeat::Safe, || {
+                self.http.get(url.clone())
+            })
+            .await?;
+        let page: Page = self.read_json(response).await?;
+        Ok(page
+            .meta
+            .and_then(|meta| meta.total_results)
+            .unwrap_or(page.data.len() as u64))
+    }
+
+    /// `POST /telephony_credentials` with `expires_at` (`TelephonyCredentialCreateRequest`).
+    /// Not repeated after a timeout or a 5xx, which may hide a success: the caller lists first.
     pub async fn create_credential(
         &self,
         name: &str,
         connection_id: &str,
+        expires_at: SystemTime,
         budget: &Budget,
     ) -> Result<TelephonyCredential, TelnyxError> {
         let url = self.url(&["telephony_credentials"]);
-        let body = serde_json::json!({ "connection_id": connection_id, "name": name });
+        let body = serde_json::json!({
+            "connection_id": connection_id,
+            "name": name,
+            "expires_at": format_time(expires_at),
+        });
         let response = self
-            .send("create_credential", budget, || {
-                self.http.post(url.clone()).json(&body)
-            })
+            .send(
+                "create_credential",
+                budget,
+                Repeat::OnlyIfUnprocessed,
+                || self.http.post(url.clone()).json(&body),
+            )
             .await?;
         let created: Data<TelephonyCredential> = self.read_json(response).await?;
         Ok(created.data)
+    }
+
+    /// `PATCH /telephony_credentials/{id}` with a new `expires_at`
+    /// (`TelephonyCredentialUpdateRequest`).
+    pub async fn extend_credential(
+        &self,
+        credential_id: &str,
+        expires_at: SystemTime,
+        budget: &Budget,
+    ) -> Result<TelephonyCredential, TelnyxError> {
+        let url = self.url(&["telephony_credentials", credential_id]);
+        let body = serde_json::json!({ "expires_at": format_time(expires_at) });
+        let response = self
+            .send("update_credential", budget, Repeat::Safe, || {
+                self.http.patch(url.clone()).json(&body)
+            })
+            .await?;
+        let updated: Data<TelephonyCredential> = self.read_json(response).await?;
+        Ok(updated.data)
     }
 
     /// `POST /telephony_credentials/{id}/token`: Telnyx answers `201` with the JWT as
@@ -194,7 +267,9 @@ impl TelnyxClient {
     ) -> Result<LoginToken, TelnyxError> {
         let url = self.url(&["telephony_credentials", credential_id, "token"]);
         let response = self
-            .send("create_token", budget, || self.http.post(url.clone()))
+            .send("create_token", budget, Repeat::Safe, || {
+                self.http.post(url.clone())
+            })
             .await?;
         let response = self.success(response).await?;
         let text = response
@@ -222,7 +297,7 @@ impl TelnyxClient {
     ) -> Result<(), TelnyxError> {
         let url = self.url(&["telephony_credentials", credential_id]);
         let response = self
-            .send("delete_credential", budget, || {
+            .send("delete_credential", budget, Repeat::Safe, || {
                 self.http.delete(url.clone())
             })
             .await?;
@@ -245,9 +320,10 @@ impl TelnyxClient {
         &self,
         endpoint: &'static str,
         budget: &Budget,
+        repeat: Repeat,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Response, TelnyxError> {
-        retry::send(endpoint, &self.timing, budget, || {
+        retry::send(endpoint, &self.timing, budget, repeat, || {
             build()
                 .header(header::AUTHORIZATION, self.authorization.clone())
                 .header(header::ACCEPT, "application/json, text/plain")
@@ -291,99 +367,5 @@ impl TelnyxClient {
         } else {
             text.replace(key, "[redacted]")
         }
-    }
-}
-
-/// `{"errors": [{"code", "title", "detail"}]}` as one line; anything else, shortened.
-fn error_detail(body: &str) -> String {
-    #[derive(Deserialize)]
-    struct Errors {
-        errors: Vec<ApiError>,
-    }
-    #[derive(Deserialize)]
-    struct ApiError {
-        #[serde(default)]
-        code: Option<serde_json::Value>,
-        #[serde(default)]
-        title: Option<String>,
-        #[serde(default)]
-        detail: Option<String>,
-    }
-    match serde_json::from_str::<Errors>(body) {
-        Ok(parsed) if !parsed.errors.is_empty() => parsed
-            .errors
-            .iter()
-            .map(|error| {
-                let code = error.code.as_ref().map(|code| match code {
-                    serde_json::Value::String(code) => code.clone(),
-                    other => other.to_string(),
-                });
-                [code, error.title.clone(), error.detail.clone()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => body.chars().take(200).collect(),
-    }
-}
-
-fn bool_or_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Flexible {
-        Bool(bool),
-        Text(String),
-        Null(()),
-    }
-    Ok(match Flexible::deserialize(deserializer)? {
-        Flexible::Bool(value) => value,
-        Flexible::Text(text) => text.eq_ignore_ascii_case("true"),
-        Flexible::Null(()) => false,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_credential_reads_expired_as_a_boolean_or_a_string_and_drops_the_password() {
-        for (expired, expected) in [
-            (serde_json::json!(false), false),
-            (serde_json::json!(true), true),
-            (serde_json::json!("true"), true),
-            (serde_json::json!("false"), false),
-            (serde_json::Value::Null, false),
-        ] {
-            let credential: TelephonyCredential = serde_json::from_value(serde_json::json!({
-                "id": "c215ade3-0d39-418e-94be-c5f780760199",
-                "record_type": "credential",
-                "name": "supabase:user-1",
-                "expired": expired,
-                "resource_id": "connection:804252963366242252",
-                "sip_password": "a92dbcfb60184a8cb330b0acb2f7617b",
-                "sip_username": "gencrednCvHU5IYpSBPPsXI2iQsDX",
-                "created_at": "2020-06-18T21:32:38",
-            }))
-            .unwrap();
-            assert_eq!(credential.expired, expected);
-            assert!(!format!("{credential:?}").contains("a92dbcfb"));
-        }
-    }
-
-    #[test]
-    fn error_bodies_become_one_line() {
-        let body = r#"{"errors":[{"code":"10015","title":"Invalid value","detail":"connection_id is not a credential connection"}]}"#;
-        assert_eq!(
-            error_detail(body),
-            "10015 Invalid value connection_id is not a credential connection"
-        );
-        assert_eq!(
-            error_detail("<html>bad gateway</html>"),
-            "<html>bad gateway</html>"
-        );
     }
 }

@@ -1,5 +1,6 @@
 //! Sending one Telnyx request patiently: retries on 429, 5xx and unreachable, with exponential
-//! backoff and jitter, `Retry-After` honoured, and never past the request's time budget.
+//! backoff and jitter, `Retry-After` honoured, and never past the request's time budget. A
+//! request that is not safe to repeat is retried only when Telnyx cannot have acted on it.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,17 +23,30 @@ impl Budget {
         }
     }
 
-    fn remaining(&self) -> Duration {
+    pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
 }
 
-/// Sends the request `build` makes, again when Telnyx is busy or failing, until it answers with
-/// anything else, the attempts run out, or the budget would be overrun.
+/// Which failures a request may be sent again after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Repeat {
+    /// Sending it twice does what sending it once does (a list, a delete, a PATCH to a fixed
+    /// value, a token): every retryable failure is retried.
+    Safe,
+    /// A create: after a timeout or a 5xx the credential may exist all the same, and a blind
+    /// second `POST` would make another. Retried only after a 429 or a failure to connect, when
+    /// Telnyx has not acted on it; otherwise the caller finds out what happened first.
+    OnlyIfUnprocessed,
+}
+
+/// Sends the request `build` makes, again when Telnyx is busy or failing (as `repeat` allows),
+/// until it answers with anything else, the attempts run out, or the budget would be overrun.
 pub(super) async fn send(
     endpoint: &'static str,
     timing: &TelnyxTiming,
     budget: &Budget,
+    repeat: Repeat,
     build: impl Fn() -> RequestBuilder,
 ) -> Result<Response, TelnyxError> {
     let mut last = Failure {
@@ -55,6 +69,10 @@ pub(super) async fn send(
             Err(_) => "unreachable".to_owned(),
         };
         crate::metrics::telnyx_request(endpoint, label, started.elapsed());
+        let unprocessed = match &outcome {
+            Ok(response) => response.status() == StatusCode::TOO_MANY_REQUESTS,
+            Err(error) => error.is_connect(),
+        };
         last = match outcome {
             Ok(response) if !is_retryable(response.status()) => return Ok(response),
             Ok(response) => Failure {
@@ -66,7 +84,7 @@ pub(super) async fn send(
                 retry_after: None,
             },
         };
-        if attempt == timing.max_attempts {
+        if attempt == timing.max_attempts || (repeat == Repeat::OnlyIfUnprocessed && !unprocessed) {
             break;
         }
         let wait = last.retry_after.unwrap_or_else(|| backoff(timing, attempt));

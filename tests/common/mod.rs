@@ -34,6 +34,8 @@ pub const SIP_PASSWORD: &str = "test-sip-password-8d1f";
 pub const ALLOWED_ORIGIN: &str = "https://app.example.com";
 /// The anon key the fake Supabase's gateway accepts as `apikey`.
 pub const ANON_KEY: &str = "test-anon-key-5b0f2c9e";
+/// The project's secret key, as `prune` sends it to the admin API.
+pub const SERVICE_ROLE_KEY: &str = "sb_secret_test_service_role_1f3a9c";
 
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -161,6 +163,21 @@ pub fn keys() -> &'static Keys {
     })
 }
 
+/// A UUID that stands for `name` (`ada` → always the same id): Supabase ids users and sessions
+/// by UUID, and its `/auth/v1/user` refuses a token whose `sub` is not one.
+pub fn uuid_for(name: &str) -> String {
+    // FNV-1a: stable across runs, which is all that is needed here.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!(
+        "{:08x}-{:04x}-4000-8000-{:012x}",
+        hash >> 32,
+        (hash >> 16) & 0xffff,
+        hash & 0xffff_ffff_ffff
+    )
+}
+
 /// Signs with the legacy shared secret, with the `kid` Supabase gives it.
 pub fn sign_hs256(claims: &Value) -> String {
     sign_hs256_with(JWT_SECRET.as_bytes(), claims)
@@ -228,6 +245,9 @@ struct UserEndpoint {
     open: tokio::sync::watch::Sender<bool>,
     revoked_sessions: Mutex<HashSet<String>>,
     deleted_users: Mutex<HashSet<String>>,
+    /// While on, the admin users endpoint answers 500.
+    admin_failing: AtomicBool,
+    admin_calls: AtomicUsize,
 }
 
 impl FakeSupabase {
@@ -243,11 +263,15 @@ impl FakeSupabase {
                 open: tokio::sync::watch::Sender::new(true),
                 revoked_sessions: Mutex::default(),
                 deleted_users: Mutex::default(),
+                admin_failing: AtomicBool::new(false),
+                admin_calls: AtomicUsize::new(0),
             },
         });
         let app = axum::Router::new()
             .route("/auth/v1/.well-known/jwks.json", get(serve_jwks))
             .route("/auth/v1/user", get(serve_user))
+            .route("/auth/v1/settings", get(serve_settings))
+            .route("/auth/v1/admin/users/{id}", get(serve_admin_user))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -295,6 +319,19 @@ impl FakeSupabase {
     pub fn delete_user(&self, user_id: &str) {
         let mut deleted = self.state.user.deleted_users.lock().unwrap();
         deleted.insert(user_id.to_owned());
+    }
+
+    /// While on, `/auth/v1/admin/users/{id}` answers 500.
+    pub fn set_admin_failing(&self, failing: bool) {
+        self.state
+            .user
+            .admin_failing
+            .store(failing, Ordering::SeqCst);
+    }
+
+    /// How many requests `/auth/v1/admin/users/{id}` has received.
+    pub fn admin_calls(&self) -> usize {
+        self.state.user.admin_calls.load(Ordering::SeqCst)
     }
 
     /// While on, `/auth/v1/user` answers 500.
@@ -355,9 +392,45 @@ fn auth_error(status: StatusCode, error_code: &str, msg: &str) -> Response {
         .into_response()
 }
 
+/// The API gateway's refusal of a missing or unknown `apikey`, before Auth sees the request.
+fn gateway_refusal(headers: &HeaderMap) -> Option<Response> {
+    let message = match headers.get("apikey").map(|key| key.as_bytes()) {
+        None => "No API key found in request",
+        Some(key) if key != ANON_KEY.as_bytes() => "Invalid API key",
+        Some(_) => return None,
+    };
+    Some(
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "message": message })),
+        )
+            .into_response(),
+    )
+}
+
+/// `GET /auth/v1/settings`: Auth answers anyone; the gateway wants the `apikey`.
+async fn serve_settings(headers: HeaderMap) -> Response {
+    if let Some(refusal) = gateway_refusal(&headers) {
+        return refusal;
+    }
+    Json(json!({
+        "external": { "email": true, "phone": false, "anonymous_users": false },
+        "disable_signup": false,
+        "mailer_autoconfirm": false,
+        "phone_autoconfirm": false,
+        "sms_provider": "",
+        "saml_enabled": false,
+    }))
+    .into_response()
+}
+
 /// `GET /auth/v1/user` as Supabase serves it: the API gateway checks `apikey` first, then Auth
 /// reads the bearer token (signature checking is left to the service under test) and answers
-/// with the user, or 403 when the user or the session no longer exists.
+/// with the user, or 403 when the user or the session no longer exists. Its claim checks are
+/// supabase/auth's: `sub` must be a UUID (400 `bad_jwt`, `maybeLoadUserOrSession` in
+/// internal/api/auth.go), and the token's first `aud` must be the request's audience (400
+/// `validation_failed`, `UserGet` in internal/api/user.go), which is the `X-JWT-AUD` header, else
+/// the token's own first `aud`, else the project's default (`requestAud` in helpers.go).
 async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> Response {
     let endpoint = &state.user;
     endpoint.calls.fetch_add(1, Ordering::SeqCst);
@@ -369,22 +442,8 @@ async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> 
             "Unexpected failure",
         );
     }
-    match headers.get("apikey").map(|key| key.as_bytes()) {
-        None => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"message": "No API key found in request"})),
-            )
-                .into_response();
-        }
-        Some(key) if key != ANON_KEY.as_bytes() => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"message": "Invalid API key"})),
-            )
-                .into_response();
-        }
-        Some(_) => {}
+    if let Some(refusal) = gateway_refusal(&headers) {
+        return refusal;
     }
     let claims = headers
         .get(header::AUTHORIZATION)
@@ -402,6 +461,36 @@ async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> 
     };
     let sub = claims["sub"].as_str().unwrap_or_default();
     let session_id = claims["session_id"].as_str().unwrap_or_default();
+    if !is_uuid(sub) {
+        return auth_error(
+            StatusCode::BAD_REQUEST,
+            "bad_jwt",
+            "invalid claim: sub claim must be a UUID",
+        );
+    }
+    let token_audiences: Vec<&str> = match &claims["aud"] {
+        Value::String(aud) => vec![aud.as_str()],
+        Value::Array(auds) => auds.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let request_audience = headers
+        .get("x-jwt-aud")
+        .and_then(|value| value.to_str().ok())
+        .filter(|aud| !aud.is_empty())
+        .or_else(|| {
+            token_audiences
+                .first()
+                .copied()
+                .filter(|aud| !aud.is_empty())
+        })
+        .unwrap_or("authenticated");
+    if token_audiences.first() != Some(&request_audience) {
+        return auth_error(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "Token audience doesn't match request audience",
+        );
+    }
     if endpoint.deleted_users.lock().unwrap().contains(sub) {
         return auth_error(
             StatusCode::FORBIDDEN,
@@ -433,6 +522,59 @@ async fn serve_user(State(state): State<Arc<FakeState>>, headers: HeaderMap) -> 
         "is_anonymous": false,
     }))
     .into_response()
+}
+
+/// `GET /auth/v1/admin/users/{id}` as Supabase serves it (supabase/auth internal/api/admin.go):
+/// the gateway wants the secret key as `apikey`, Auth wants it as the bearer
+/// (`requireAdminCredentials`), then `loadUser` answers 404 `validation_failed` for an id that is
+/// not a UUID and 404 `user_not_found` for a user that does not exist. Every UUID is a user
+/// here until [`FakeSupabase::delete_user`].
+async fn serve_admin_user(
+    State(state): State<Arc<FakeState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let endpoint = &state.user;
+    endpoint.admin_calls.fetch_add(1, Ordering::SeqCst);
+    if endpoint.admin_failing.load(Ordering::SeqCst) {
+        return auth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected_failure",
+            "Unexpected failure",
+        );
+    }
+    if headers.get("apikey").map(|key| key.as_bytes()) != Some(SERVICE_ROLE_KEY.as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Invalid API key"})),
+        )
+            .into_response();
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    if bearer != Some(format!("Bearer {SERVICE_ROLE_KEY}").as_str()) {
+        return auth_error(StatusCode::FORBIDDEN, "not_admin", "User not allowed");
+    }
+    if !is_uuid(&id) {
+        return auth_error(
+            StatusCode::NOT_FOUND,
+            "validation_failed",
+            "user_id must be an UUID",
+        );
+    }
+    if endpoint.deleted_users.lock().unwrap().contains(&id) {
+        return auth_error(StatusCode::NOT_FOUND, "user_not_found", "User not found");
+    }
+    Json(json!({ "id": id, "aud": "authenticated", "role": "authenticated" })).into_response()
+}
+
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|group| group.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|group| group.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// The environment a test deployment runs with.

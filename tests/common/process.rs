@@ -62,7 +62,12 @@ pub struct Process {
 
 impl Process {
     pub fn start(args: &[&str], env: &[(&str, String)]) -> Self {
-        let mut child = command(args, env, &scratch_dir())
+        Self::start_in(args, env, &scratch_dir())
+    }
+
+    /// Starts the binary in `dir` (where it looks for `.env`).
+    pub fn start_in(args: &[&str], env: &[(&str, String)], dir: &PathBuf) -> Self {
+        let mut child = command(args, env, dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,19 +1,22 @@
 //! A local stand-in for the Telnyx API's telephony credential endpoints, shaped after Telnyx's
-//! API reference (developers.telnyx.com, team-telnyx/openapi): bearer API key, `{"data": …}`
-//! bodies, `{"errors": [{"code", "title", "detail"}]}` errors, the login token as `text/plain`.
-//! It counts every call and can fail on demand.
+//! API reference (developers.telnyx.com, team-telnyx/openapi `spec3.yml`): bearer API key,
+//! `{"data": …}` bodies with `meta` pagination (`page[number]`, `page[size]` at most 250),
+//! credentials with `expires_at` that expire by themselves, `PATCH` to move `expires_at`, the
+//! login token as `text/plain`, and errors both as `{"errors": [{"code", "title", "detail"}]}`
+//! and as `{"errors": {…}}`, one object. It counts every call, records what was asked, and can
+//! fail on demand, including after it has done what was asked.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -22,6 +25,11 @@ use super::now_secs;
 
 pub const TELNYX_API_KEY: &str = "KEY0192TEST_telnyx_api_key_3c9e1f";
 pub const CONNECTION_ID: &str = "1684641123236054244";
+/// The SIP password of the credential connection itself, which no output may show.
+pub const CONNECTION_PASSWORD: &str = "connection-sip-password-77ac1e";
+
+/// The spec's `PageSize`: `maximum: 250`.
+const MAX_PAGE_SIZE: usize = 250;
 
 /// What the stand-in does with the next requests.
 #[derive(Debug, Clone)]
@@ -31,6 +39,20 @@ pub enum Behaviour {
     Fail {
         status: u16,
         retry_after: Option<String>,
+        times: usize,
+    },
+    /// Like `Fail`, for the next `times` requests to `endpoint` only.
+    FailOn {
+        endpoint: &'static str,
+        status: u16,
+        retry_after: Option<String>,
+        times: usize,
+    },
+    /// Do what the next `times` requests to `endpoint` ask, then answer `status` instead of the
+    /// result, as when the answer is lost on the way back.
+    FailAfterDoing {
+        endpoint: &'static str,
+        status: u16,
         times: usize,
     },
     /// Never answer.
@@ -44,18 +66,48 @@ pub struct StoredCredential {
     pub sip_username: String,
     pub sip_password: String,
     pub resource_id: String,
+    /// Set by hand ([`FakeTelnyx::expire`]); a past `expires_at` expires a credential as well.
     pub expired: bool,
     pub created_at: String,
+    /// As the client sent it, `None` when created without one.
+    pub expires_at: Option<String>,
+}
+
+impl StoredCredential {
+    pub fn is_expired(&self) -> bool {
+        self.expired
+            || self
+                .expires_at
+                .as_deref()
+                .and_then(|at| humantime::parse_rfc3339_weak(at).ok())
+                .is_some_and(|at| at <= SystemTime::now())
+    }
+
+    pub fn expires_at_secs(&self) -> Option<u64> {
+        let at = humantime::parse_rfc3339_weak(self.expires_at.as_deref()?).ok()?;
+        Some(at.duration_since(UNIX_EPOCH).ok()?.as_secs())
+    }
+}
+
+/// One request as it reached the stand-in.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub endpoint: &'static str,
+    pub query: HashMap<String, String>,
+    pub body: Value,
+    pub at: Instant,
 }
 
 struct TelnyxState {
     credentials: Mutex<Vec<StoredCredential>>,
     behaviour: Mutex<Behaviour>,
     token_lifetime: Mutex<Duration>,
-    /// Every request that reached the stand-in, by endpoint: list, create, token, delete.
-    requests: Mutex<HashMap<&'static str, usize>>,
-    request_times: Mutex<Vec<Instant>>,
-    minted: Mutex<Vec<String>>,
+    /// Serve pages of at most this many, whatever `page[size]` asks (to reach page 2 cheaply).
+    page_cap: Mutex<usize>,
+    seen: Mutex<Vec<Seen>>,
+    /// When each credential was created, by id, on this process's clock.
+    created: Mutex<HashMap<String, Instant>>,
+    minted: Mutex<Vec<(String, Instant)>>,
     next_id: AtomicUsize,
 }
 
@@ -72,8 +124,9 @@ impl FakeTelnyx {
             credentials: Mutex::new(Vec::new()),
             behaviour: Mutex::new(Behaviour::Normal),
             token_lifetime: Mutex::new(Duration::from_secs(86_400)),
-            requests: Mutex::new(HashMap::new()),
-            request_times: Mutex::new(Vec::new()),
+            page_cap: Mutex::new(MAX_PAGE_SIZE),
+            seen: Mutex::new(Vec::new()),
+            created: Mutex::new(HashMap::new()),
             minted: Mutex::new(Vec::new()),
             next_id: AtomicUsize::new(1),
         });
@@ -83,7 +136,11 @@ impl FakeTelnyx {
                 get(list_credentials).post(create_credential),
             )
             .route("/v2/telephony_credentials/{id}/token", post(create_token))
-            .route("/v2/telephony_credentials/{id}", delete(delete_credential))
+            .route(
+                "/v2/telephony_credentials/{id}",
+                axum::routing::delete(delete_credential).patch(update_credential),
+            )
+            .route("/v2/credential_connections/{id}", get(get_connection))
             .layer(middleware::from_fn_with_state(state.clone(), gatekeeper))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -104,13 +161,15 @@ impl FakeTelnyx {
         }
     }
 
-    /// The variables that point a service in per_user mode at this stand-in.
+    /// The variables that point a service in per_user mode at this stand-in. The propagation
+    /// wait is off: the tests that are about it set it themselves.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("CREDENTIAL_MODE", "per_user".into()),
             ("TELNYX_API_KEY", TELNYX_API_KEY.into()),
             ("TELNYX_WEBRTC_CONNECTION_ID", CONNECTION_ID.into()),
             ("TELNYX_API_BASE_URL", self.url.clone()),
+            ("TELNYX_CREDENTIAL_PROPAGATION_SECS", "0".into()),
         ]
     }
 
@@ -122,28 +181,42 @@ impl FakeTelnyx {
         *self.state.token_lifetime.lock().unwrap() = lifetime;
     }
 
-    /// Requests that reached an endpoint (`list`, `create`, `token`, `delete`), failed ones too.
+    /// Pages of at most `size` credentials from now on.
+    pub fn set_page_cap(&self, size: usize) {
+        *self.state.page_cap.lock().unwrap() = size;
+    }
+
+    /// Requests that reached an endpoint (`list`, `create`, `update`, `token`, `delete`),
+    /// failed ones too.
     pub fn requests(&self, endpoint: &str) -> usize {
-        self.state
-            .requests
-            .lock()
-            .unwrap()
-            .get(endpoint)
-            .copied()
-            .unwrap_or(0)
+        self.seen()
+            .iter()
+            .filter(|seen| seen.endpoint == endpoint)
+            .count()
     }
 
     pub fn total_requests(&self) -> usize {
-        self.state.requests.lock().unwrap().values().sum()
+        self.state.seen.lock().unwrap().len()
+    }
+
+    /// Every request so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
     }
 
     pub fn request_times(&self) -> Vec<Instant> {
-        self.state.request_times.lock().unwrap().clone()
+        self.seen().into_iter().map(|seen| seen.at).collect()
     }
 
     /// Every login token minted so far, in order.
     pub fn minted(&self) -> Vec<String> {
-        self.state.minted.lock().unwrap().clone()
+        let minted = self.state.minted.lock().unwrap();
+        minted.iter().map(|(token, _)| token.clone()).collect()
+    }
+
+    /// When the credential with this id was created, on this process's clock.
+    pub fn created_at(&self, id: &str) -> Option<Instant> {
+        self.state.created.lock().unwrap().get(id).copied()
     }
 
     pub fn credentials(&self) -> Vec<StoredCredential> {
@@ -152,7 +225,19 @@ impl FakeTelnyx {
 
     /// Adds a credential as if someone (another replica, the portal) had created it.
     pub fn insert(&self, name: &str, created_at: &str) -> StoredCredential {
-        let credential = new_credential(&self.state, name, CONNECTION_ID, Some(created_at));
+        self.insert_with(name, CONNECTION_ID, created_at, None)
+    }
+
+    /// Adds a credential on any connection, with any `expires_at`.
+    pub fn insert_with(
+        &self,
+        name: &str,
+        connection_id: &str,
+        created_at: &str,
+        expires_at: Option<&str>,
+    ) -> StoredCredential {
+        let mut credential = new_credential(&self.state, name, connection_id, Some(created_at));
+        credential.expires_at = expires_at.map(str::to_owned);
         self.state
             .credentials
             .lock()
@@ -163,9 +248,20 @@ impl FakeTelnyx {
 
     /// Marks a credential expired, as Telnyx does when its `expires_at` passes.
     pub fn expire(&self, id: &str) {
+        self.edit(id, |credential| credential.expired = true);
+    }
+
+    /// Sets a credential's `expires_at` behind the service's back.
+    pub fn set_expires_at(&self, id: &str, expires_at: Option<&str>) {
+        self.edit(id, |credential| {
+            credential.expires_at = expires_at.map(str::to_owned);
+        });
+    }
+
+    fn edit(&self, id: &str, change: impl Fn(&mut StoredCredential)) {
         for credential in self.state.credentials.lock().unwrap().iter_mut() {
             if credential.id == id {
-                credential.expired = true;
+                change(credential);
             }
         }
     }
@@ -187,29 +283,37 @@ fn new_credential(
     created_at: Option<&str>,
 ) -> StoredCredential {
     let n = state.next_id.fetch_add(1, Ordering::SeqCst);
-    // Telnyx's format; later creations sort later.
+    // Telnyx's format (the spec's example: `2020-06-18T21:32:38`); later creations sort later.
     let created_at = created_at.map_or_else(
-        || format!("2026-11-24T12:{:02}:{:02}", (n / 60) % 60, n % 60),
+        || humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         str::to_owned,
     );
+    let id = format!("c215ade3-0d39-418e-94be-{n:012}");
+    state
+        .created
+        .lock()
+        .unwrap()
+        .insert(id.clone(), Instant::now());
     StoredCredential {
-        id: format!("c215ade3-0d39-418e-94be-{n:012}"),
+        id,
         name: name.to_owned(),
         sip_username: format!("gencred{n:04}TestUser"),
         sip_password: format!("sip-pass-{n:04}-a92dbcfb60184a8c"),
         resource_id: format!("connection:{connection_id}"),
         expired: false,
-        created_at,
+        created_at: created_at.trim_end_matches('Z').to_owned(),
+        expires_at: None,
     }
 }
 
-/// The record as Telnyx returns it, `sip_password` included; `expired` as a boolean or, as some
-/// answers have it, a string.
+/// The record as Telnyx returns it, `sip_password` included; `expired` as a boolean or, as the
+/// spec's own example has it, a string.
 fn record(credential: &StoredCredential, expired_as_string: bool) -> Value {
+    let expired = credential.is_expired();
     let expired = if expired_as_string {
-        json!(credential.expired.to_string())
+        json!(expired.to_string())
     } else {
-        json!(credential.expired)
+        json!(expired)
     };
     json!({
         "id": credential.id,
@@ -221,11 +325,12 @@ fn record(credential: &StoredCredential, expired_as_string: bool) -> Value {
         "sip_password": credential.sip_password,
         "sip_username": credential.sip_username,
         "created_at": credential.created_at,
-        "expires_at": null,
+        "expires_at": credential.expires_at,
         "updated_at": credential.created_at,
     })
 }
 
+/// The spec's `Errors` shape: an array of `{code, title, detail}`.
 fn errors(status: StatusCode, code: &str, title: &str, detail: &str) -> Response {
     (
         status,
@@ -234,51 +339,110 @@ fn errors(status: StatusCode, code: &str, title: &str, detail: &str) -> Response
         .into_response()
 }
 
-/// Counts the call, checks the API key, then fails, hangs or passes it on.
+/// The other shape Telnyx answers with: `errors` as one object.
+fn error_object(status: StatusCode, errors: Value) -> Response {
+    (status, Json(json!({ "errors": errors }))).into_response()
+}
+
+fn endpoint_of(method: &Method, path: &str) -> &'static str {
+    match *method {
+        Method::GET if path.starts_with("/v2/credential_connections/") => "connection",
+        Method::GET => "list",
+        Method::DELETE => "delete",
+        Method::PATCH => "update",
+        _ if path.ends_with("/token") => "token",
+        _ => "create",
+    }
+}
+
+/// Records the call, checks the API key, then fails, hangs or passes it on.
 async fn gatekeeper(
     State(state): State<Arc<TelnyxState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let path = request.uri().path();
-    let endpoint = match *request.method() {
-        axum::http::Method::GET => "list",
-        axum::http::Method::DELETE => "delete",
-        _ if path.ends_with("/token") => "token",
-        _ => "create",
-    };
-    *state.requests.lock().unwrap().entry(endpoint).or_default() += 1;
-    state.request_times.lock().unwrap().push(Instant::now());
+    let endpoint = endpoint_of(request.method(), request.uri().path());
+    let query = Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .map(|Query(query)| query)
+        .unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let body_json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    state.seen.lock().unwrap().push(Seen {
+        endpoint,
+        query,
+        body: body_json,
+        at: Instant::now(),
+    });
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
 
     let behaviour = {
         let mut behaviour = state.behaviour.lock().unwrap();
         let current = behaviour.clone();
-        if let Behaviour::Fail { times, .. } = &mut *behaviour {
-            *times -= 1;
-            if *times == 0 {
-                *behaviour = Behaviour::Normal;
+        match &mut *behaviour {
+            Behaviour::Fail { times, .. } => {
+                *times -= 1;
+                if *times == 0 {
+                    *behaviour = Behaviour::Normal;
+                }
             }
+            Behaviour::FailAfterDoing {
+                endpoint: failing,
+                times,
+                ..
+            }
+            | Behaviour::FailOn {
+                endpoint: failing,
+                times,
+                ..
+            } if *failing == endpoint => {
+                *times -= 1;
+                if *times == 0 {
+                    *behaviour = Behaviour::Normal;
+                }
+            }
+            _ => {}
         }
         current
     };
-    match behaviour {
-        Behaviour::Normal => {}
-        Behaviour::Hang => std::future::pending::<()>().await,
+    let mut fail_after = None;
+    let injected = match behaviour {
+        Behaviour::Normal => None,
+        Behaviour::Hang => std::future::pending().await,
         Behaviour::Fail {
             status,
             retry_after,
             ..
+        } => Some((status, retry_after)),
+        Behaviour::FailOn {
+            endpoint: failing,
+            status,
+            retry_after,
+            ..
+        } => (failing == endpoint).then_some((status, retry_after)),
+        Behaviour::FailAfterDoing {
+            endpoint: failing,
+            status,
+            ..
         } => {
-            let status = StatusCode::from_u16(status).unwrap();
-            let mut response = errors(status, "10011", "Injected failure", "the test asked for it");
-            if let Some(retry_after) = retry_after {
-                response.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_str(&retry_after).unwrap(),
-                );
+            if failing == endpoint {
+                fail_after = Some(StatusCode::from_u16(status).unwrap());
             }
-            return response;
+            None
         }
+    };
+    if let Some((status, retry_after)) = injected {
+        let status = StatusCode::from_u16(status).unwrap();
+        let mut response = errors(status, "10011", "Injected failure", "the test asked for it");
+        if let Some(retry_after) = retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&retry_after).unwrap(),
+            );
+        }
+        return response;
     }
 
     let authorized = request
@@ -294,13 +458,39 @@ async fn gatekeeper(
             "The API key provided is invalid or has been revoked.",
         );
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    match fail_after {
+        Some(status) => (
+            status,
+            "upstream connect error or disconnect/reset before headers",
+        )
+            .into_response(),
+        None => response,
+    }
 }
 
 async fn list_credentials(
     State(state): State<Arc<TelnyxState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let number: usize = query
+        .get("page[number]")
+        .map_or(Ok(1), |n| n.parse())
+        .unwrap_or(0);
+    let size: usize = query
+        .get("page[size]")
+        .map_or(Ok(20), |n| n.parse())
+        .unwrap_or(0);
+    if number == 0 || size == 0 || size > MAX_PAGE_SIZE {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "10015",
+            "Bad Request",
+            "page[size] must be between 1 and 250 and page[number] at least 1.",
+        );
+    }
+    let size = size.min(*state.page_cap.lock().unwrap());
+    // `filter[status]` has no documented values in the spec: it is not applied here.
     let matches = |credential: &StoredCredential| {
         query
             .get("filter[name]")
@@ -308,15 +498,8 @@ async fn list_credentials(
             && query
                 .get("filter[resource_id]")
                 .is_none_or(|resource| &credential.resource_id == resource)
-            && query
-                .get("filter[status]")
-                .is_none_or(|status| match status.as_str() {
-                    "active" => !credential.expired,
-                    "expired" => credential.expired,
-                    _ => true,
-                })
     };
-    let data: Vec<Value> = state
+    let all: Vec<Value> = state
         .credentials
         .lock()
         .unwrap()
@@ -324,11 +507,49 @@ async fn list_credentials(
         .filter(|credential| matches(credential))
         .map(|credential| record(credential, true))
         .collect();
-    let total = data.len();
+    let total = all.len();
+    let total_pages = total.div_ceil(size).max(1);
+    let data: Vec<Value> = all
+        .into_iter()
+        .skip((number - 1) * size)
+        .take(size)
+        .collect();
     Json(json!({
         "data": data,
-        "meta": { "total_pages": 1, "total_results": total, "page_number": 1, "page_size": 250 },
+        "meta": {
+            "total_pages": total_pages,
+            "total_results": total,
+            "page_number": number,
+            "page_size": size,
+        },
     }))
+    .into_response()
+}
+
+/// `GET /credential_connections/{id}` (`RetrieveCredentialConnection`), with the connection's own
+/// SIP user name and password in it, as Telnyx sends them.
+async fn get_connection(Path(id): Path<String>) -> Response {
+    if id != CONNECTION_ID {
+        return errors(
+            StatusCode::NOT_FOUND,
+            "10005",
+            "Resource not found",
+            "The requested resource or URL could not be found.",
+        );
+    }
+    Json(json!({ "data": {
+        "id": CONNECTION_ID,
+        "record_type": "credential_connection",
+        "active": true,
+        "user_name": "connectionuser123",
+        "password": CONNECTION_PASSWORD,
+        "connection_name": "WebRTC users",
+        "created_at": "2026-01-05T10:00:00.000Z",
+        "updated_at": "2026-01-05T10:00:00.000Z",
+        "sip_uri_calling_preference": "disabled",
+        "webhook_event_url": null,
+        "tags": [],
+    }}))
     .into_response()
 }
 
@@ -343,15 +564,14 @@ async fn create_credential(State(state): State<Arc<TelnyxState>>, body: String) 
     };
     let connection_id = body["connection_id"].as_str().unwrap_or_default();
     if connection_id != CONNECTION_ID {
-        return errors(
+        return error_object(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "10015",
-            "Invalid value for connection_id",
-            "The connection does not exist or is not a credential connection.",
+            json!({ "connection_id": ["is not a credential connection you own"] }),
         );
     }
     let name = body["name"].as_str().unwrap_or_default();
-    let credential = new_credential(&state, name, connection_id, None);
+    let mut credential = new_credential(&state, name, connection_id, None);
+    credential.expires_at = body["expires_at"].as_str().map(str::to_owned);
     state.credentials.lock().unwrap().push(credential.clone());
     (
         StatusCode::CREATED,
@@ -360,6 +580,60 @@ async fn create_credential(State(state): State<Arc<TelnyxState>>, body: String) 
         .into_response()
 }
 
+/// `PATCH /telephony_credentials/{id}`: `TelephonyCredentialUpdateRequest`. An expired
+/// credential can only be deleted.
+async fn update_credential(
+    State(state): State<Arc<TelnyxState>>,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let Ok(body) = serde_json::from_str::<Value>(&body) else {
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "10015",
+            "Bad Request",
+            "The request body is not JSON.",
+        );
+    };
+    let mut credentials = state.credentials.lock().unwrap();
+    let Some(credential) = credentials
+        .iter_mut()
+        .find(|credential| credential.id == id)
+    else {
+        return not_found();
+    };
+    if credential.is_expired() {
+        return expired_error();
+    }
+    if let Some(expires_at) = body["expires_at"].as_str() {
+        credential.expires_at = Some(expires_at.to_owned());
+    }
+    Json(json!({ "data": record(credential, false) })).into_response()
+}
+
+fn not_found() -> Response {
+    errors(
+        StatusCode::NOT_FOUND,
+        "10005",
+        "Resource not found",
+        "Credential not found.",
+    )
+}
+
+fn expired_error() -> Response {
+    error_object(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({
+            "code": "10015",
+            "title": "Credential expired",
+            "detail": "An expired credential can only be deleted.",
+        }),
+    )
+}
+
+/// Mints a JWT that lives the token lifetime. Its `exp` is not cut to the credential's
+/// `expires_at`: Telnyx stops honouring a token when its credential expires, and it is the
+/// service's job to say so in its own `expires_at`.
 async fn create_token(State(state): State<Arc<TelnyxState>>, Path(id): Path<String>) -> Response {
     let credential = state
         .credentials
@@ -369,20 +643,10 @@ async fn create_token(State(state): State<Arc<TelnyxState>>, Path(id): Path<Stri
         .find(|credential| credential.id == id)
         .cloned();
     let Some(credential) = credential else {
-        return errors(
-            StatusCode::NOT_FOUND,
-            "10005",
-            "Resource not found",
-            "Credential not found.",
-        );
+        return not_found();
     };
-    if credential.expired {
-        return errors(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "10015",
-            "Credential expired",
-            "Cannot create a token for an expired credential.",
-        );
+    if credential.is_expired() {
+        return expired_error();
     }
     let lifetime = state.token_lifetime.lock().unwrap().as_secs();
     let now = now_secs();
@@ -402,7 +666,11 @@ async fn create_token(State(state): State<Arc<TelnyxState>>, Path(id): Path<Stri
         &EncodingKey::from_secret(b"telnyx-side-secret-the-service-never-sees"),
     )
     .unwrap();
-    state.minted.lock().unwrap().push(token.clone());
+    state
+        .minted
+        .lock()
+        .unwrap()
+        .push((token.clone(), Instant::now()));
     (
         StatusCode::CREATED,
         [(header::CONTENT_TYPE, "text/plain")],
@@ -420,12 +688,7 @@ async fn delete_credential(
         .iter()
         .position(|credential| credential.id == id)
     else {
-        return errors(
-            StatusCode::NOT_FOUND,
-            "10005",
-            "Resource not found",
-            "Credential not found.",
-        );
+        return not_found();
     };
     let removed = credentials.remove(index);
     Json(json!({ "data": record(&removed, false) })).into_response()

@@ -20,7 +20,10 @@ export async function fetchCredential(tokens) {
   }
   const body = await response.json().catch(() => null);
   if (!response.ok || !body?.success) {
-    throw new PhoneError(body?.error ?? `The credentials service answered ${response.status}.`);
+    const error = new PhoneError(body?.error ?? `The credentials service answered ${response.status}.`);
+    // 429 and 503 say how many seconds to wait before asking again (exposed to pages by CORS).
+    error.retryAfter = Number(response.headers.get("Retry-After")) || 0;
+    throw error;
   }
   return body.credential;
 }
@@ -36,7 +39,15 @@ export function loginOptions(credential) {
   return { login: credential.username, password: credential.password };
 }
 
-/** The options for `new TelnyxRTC(...)`: the login and the service's ICE servers. */
+/**
+ * The options for `new TelnyxRTC(...)`: the login, and the service's ICE servers only when it
+ * sends them. The SDK replaces its own STUN and TURN servers (TURN over TLS on 443 among them,
+ * with credentials it provisions itself) with any `iceServers` it is given; the service sends
+ * `ice_servers` only when its operator configured TURN credentials, and otherwise the SDK's own
+ * relays must stay.
+ */
 export function clientOptions(credential) {
-  return { ...loginOptions(credential), iceServers: credential.ice_servers };
+  const options = loginOptions(credential);
+  if (credential.ice_servers) options.iceServers = credential.ice_servers;
+  return options;
 }

@@ -57,12 +57,23 @@ const RENEW_RETRY_MS = 5_000;
  * open connection, keeps the client registered without dropping it. The service renews a
  * token some time before it expires (TOKEN_REFRESH_MARGIN_SECS); asked earlier, it answers with
  * the same token, and then the page asks again a little later rather than logging in with it.
+ * A refusal that says when to come back (429 rate_limited, 503) is asked again then: the
+ * expiring token still works meanwhile.
  */
 async function renewLogin(client, tokens) {
+  const again = (delayMs) =>
+    setTimeout(() => renewLogin(client, tokens).catch((error) => show("error", error.message)), delayMs);
   const expiring = client.options.login_token;
-  const credential = await fetchCredential(tokens);
+  let credential;
+  try {
+    credential = await fetchCredential(tokens);
+  } catch (error) {
+    if (!error.retryAfter) throw error;
+    again(error.retryAfter * 1000);
+    return;
+  }
   if (credential.login_token && credential.login_token === expiring) {
-    setTimeout(() => renewLogin(client, tokens).catch((error) => show("error", error.message)), RENEW_RETRY_MS);
+    again(RENEW_RETRY_MS);
     return;
   }
   await client.login({ creds: loginOptions(credential) });

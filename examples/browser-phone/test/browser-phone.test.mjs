@@ -8,9 +8,12 @@ import { after, before, test } from "node:test";
 
 import {
   ARTIFACTS_DIR,
+  CONFIGURED_TURN,
   LOOPBACK_ICE,
   launchChromium,
   openPhone,
+  placeCall,
+  relaysOf,
   servePage,
   startService,
   statusWhen,
@@ -40,8 +43,8 @@ after(async () => {
 });
 
 /** What the service answers a bearer token, fetched outside the browser. */
-async function serviceAnswer(token) {
-  const response = await fetch(`${service.url}/credentials`, {
+async function serviceAnswer(token, from = service) {
+  const response = await fetch(`${from.url}/credentials`, {
     headers: { Authorization: `Bearer ${token}` },
   });
   return { status: response.status, body: await response.json() };
@@ -83,21 +86,51 @@ test("the SDK logs in with the credential the service issued, and the phone gets
     mkdirSync(ARTIFACTS_DIR, { recursive: true });
     await phone.tab.screenshot({ path: `${ARTIFACTS_DIR}/browser-phone-ready.png` });
 
-    // A call hands the service's ICE servers, TURN credential included, to the peer connection.
-    await phone.tab.fill("#number", "+15551234567");
-    await phone.tab.click("#call");
-    await phone.tab.waitForFunction(() => window.peerConnectionConfigs.length > 0);
-    const [config] = await phone.tab.evaluate(() => window.peerConnectionConfigs);
-    for (const server of issued.ice_servers) {
-      assert.ok(
-        config.iceServers.some((given) => JSON.stringify(given.urls) === JSON.stringify(server.urls)
-          && given.username === server.username && given.credential === server.credential),
-        `${JSON.stringify(server)} not in ${JSON.stringify(config.iceServers)}`,
-      );
-    }
+    // No TURN credentials configured: the answer has no ice_servers, so the call's peer
+    // connection keeps the SDK's own relays, TURN over TLS on 443 among them, with credentials.
+    assert.equal(issued.ice_servers, undefined);
+    const config = await placeCall(phone);
+    assertSdkRelays(config);
     assert.deepEqual(phone.strays, []);
   } finally {
     await phone.close();
+  }
+});
+
+/** The SDK's own relays (`DEFAULT_PROD_ICE_SERVERS`): none of ours, TLS on 443 among them. */
+function assertSdkRelays(config) {
+  const relays = relaysOf(config);
+  const urls = relays.flatMap((server) => [server.urls].flat());
+  assert.ok(urls.includes("turns:turn.telnyx.com:443"), JSON.stringify(config.iceServers));
+  assert.ok(!JSON.stringify(config.iceServers).includes("127.0.0.1"), JSON.stringify(config.iceServers));
+}
+
+test("with TURN credentials configured, a call's peer connection gets the service's relay", async () => {
+  const configured = await startService(["demo"], {
+    CORS_ALLOWED_ORIGINS: page.origin,
+    ...LOOPBACK_ICE,
+    ...CONFIGURED_TURN,
+  });
+  try {
+    const link = await configured.waitFor("link to the browser phone", (line) =>
+      /^http:\/\/127\.0\.0\.1:5173\/#/.test(line.trim()) ? line.trim() : undefined,
+    );
+    const fragment = new URL(link).hash.slice(1);
+    const { body } = await serviceAnswer(new URLSearchParams(fragment).get("access_token"), configured);
+    const turn = body.credential.ice_servers.find((server) => server.urls.some((url) => url.startsWith("turn")));
+    assert.equal(turn.username, CONFIGURED_TURN.TELNYX_TURN_USERNAME);
+    const phone = await openPhone(browser, page.origin, fragment);
+    try {
+      assert.equal(await statusWhen(phone.tab, "ready"), "Ready");
+      const config = await placeCall(phone);
+      assert.deepEqual(config.iceServers, body.credential.ice_servers);
+      assert.deepEqual(relaysOf(config), [turn]);
+      assert.deepEqual(phone.strays, []);
+    } finally {
+      await phone.close();
+    }
+  } finally {
+    await configured.stop();
   }
 });
 

@@ -1,7 +1,8 @@
 // Local stand-ins for the two providers the service calls in per_user mode, on 127.0.0.1:
-// Supabase's JWKS endpoint (empty: the test signs HS256) and the slice of the Telnyx API that
-// per_user mode uses, shaped after Telnyx's API reference (telephony credentials and their
-// login tokens).
+// Supabase's JWKS endpoint (empty: the test signs HS256) and admin users endpoint, and the slice
+// of the Telnyx API that per_user mode uses, shaped after Telnyx's API reference (team-telnyx/
+// openapi spec3.yml: telephony credentials with expires_at, PATCH, expiry, paginated lists,
+// errors as an array or as one object, and their login tokens).
 
 import { createHmac, randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -34,12 +35,30 @@ function base64url(text) {
   return Buffer.from(text).toString("base64url");
 }
 
-/** Supabase Auth with no asymmetric keys: tokens are the legacy HS256 kind. */
-export async function startFakeSupabase() {
-  return listen(async (request, response) => {
+/**
+ * Supabase Auth with no asymmetric keys (tokens are the legacy HS256 kind), and its admin
+ * `GET /auth/v1/admin/users/{id}` (supabase/auth internal/api/admin.go): `serviceRoleKey` as
+ * `apikey` and bearer, 404 `user_not_found` for a user not in `users`.
+ */
+export async function startFakeSupabase({ serviceRoleKey = "sb_secret_test", users = new Set() } = {}) {
+  const fake = await listen(async (request, response) => {
     if (request.url === "/auth/v1/.well-known/jwks.json") return json(response, 200, { keys: [] });
+    const admin = request.url.match(/^\/auth\/v1\/admin\/users\/([^/?]+)$/);
+    if (admin) {
+      if (request.headers.apikey !== serviceRoleKey) return json(response, 401, { message: "Invalid API key" });
+      if (request.headers.authorization !== `Bearer ${serviceRoleKey}`) {
+        return json(response, 403, { code: 403, error_code: "not_admin", msg: "User not allowed" });
+      }
+      const id = decodeURIComponent(admin[1]);
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+        return json(response, 404, { code: 404, error_code: "validation_failed", msg: "user_id must be an UUID" });
+      }
+      if (!users.has(id)) return json(response, 404, { code: 404, error_code: "user_not_found", msg: "User not found" });
+      return json(response, 200, { id, aud: "authenticated", role: "authenticated" });
+    }
     json(response, 404, { error: "not found" });
   });
+  return { ...fake, users };
 }
 
 /** A Supabase access token for a signed-in user, signed with the project's HS256 secret. */
@@ -75,32 +94,60 @@ function loginToken(credentialId, lifetimeSecs) {
   }
 }
 
+/** The spec's `PageSize`: `maximum: 250`. */
+const MAX_PAGE_SIZE = 250;
+
 /**
- * The Telnyx API: `GET`/`POST /v2/telephony_credentials`, `POST .../{id}/token` (201, the JWT as
- * text/plain) and `DELETE .../{id}`. `tokenLifetimes` gives the lifetime in seconds of each
- * login token minted, in order; past its end tokens live a day.
+ * The Telnyx API: `GET`/`POST /v2/telephony_credentials` (paginated with `page[number]` and
+ * `page[size]`; `filter[status]`, which the spec gives no values, is not applied), `PATCH` and
+ * `DELETE .../{id}`, and `POST .../{id}/token` (201, the JWT as text/plain). A credential whose
+ * `expires_at` has passed is expired: only deleting it is allowed. `tokenLifetimes` gives the
+ * lifetime in seconds of each login token minted, in order; past its end tokens live a day.
+ * `pageCap` serves pages of at most that many, whatever `page[size]` asks.
  */
-export async function startFakeTelnyx({ tokenLifetimes = [] } = {}) {
+export async function startFakeTelnyx({ tokenLifetimes = [], pageCap = MAX_PAGE_SIZE } = {}) {
   const credentials = [];
   const tokens = [];
+  const requests = [];
+  const isExpired = (c) => c.expired === true || (c.expires_at != null && Date.parse(c.expires_at) <= Date.now());
+  // As Telnyx answers: `expired` a string as in the spec's example, `created_at` to the second.
+  const view = ({ createdAtMs, ...record }) => ({ ...record, expired: String(isExpired(record)) });
+  const errorList = (response, status, code, title) => json(response, status, { errors: [{ code, title }] });
+  const errorObject = (response, status, errors) => json(response, status, { errors });
   const fake = await listen(async (request, response) => {
     const url = new URL(request.url, "http://127.0.0.1");
+    requests.push({ method: request.method, path: url.pathname, query: Object.fromEntries(url.searchParams) });
     if (request.headers.authorization !== "Bearer KEY-test") {
-      return json(response, 401, { errors: [{ code: "10009", title: "Authentication failed" }] });
+      return errorList(response, 401, "10009", "Authentication failed");
     }
     const [, version, collection, id, action] = url.pathname.split("/");
     if (version !== "v2" || collection !== "telephony_credentials") {
-      return json(response, 404, { errors: [{ code: "10005", title: "Resource not found" }] });
+      return errorList(response, 404, "10005", "Resource not found");
     }
     const credential = credentials.find((candidate) => candidate.id === id);
     if (request.method === "GET" && !id) {
+      const number = Number(url.searchParams.get("page[number]") ?? 1);
+      const size = Number(url.searchParams.get("page[size]") ?? 20);
+      if (!(number >= 1 && size >= 1 && size <= MAX_PAGE_SIZE)) return errorList(response, 400, "10015", "Bad Request");
       const name = url.searchParams.get("filter[name]");
       const resourceId = url.searchParams.get("filter[resource_id]");
-      const data = credentials.filter((c) => c.name === name && c.resource_id === resourceId);
-      return json(response, 200, { data, meta: { total_results: data.length, page_number: 1 } });
+      const matching = credentials.filter(
+        (c) => (name === null || c.name === name) && (resourceId === null || c.resource_id === resourceId),
+      );
+      const served = Math.min(size, pageCap);
+      const data = matching.slice((number - 1) * served, number * served).map(view);
+      const meta = {
+        total_results: matching.length,
+        total_pages: Math.max(1, Math.ceil(matching.length / served)),
+        page_number: number,
+        page_size: served,
+      };
+      return json(response, 200, { data, meta });
     }
     if (request.method === "POST" && !id) {
-      const { connection_id: connectionId, name } = await readJson(request);
+      const { connection_id: connectionId, name, expires_at: expiresAt } = await readJson(request);
+      if (!connectionId) return errorObject(response, 422, { connection_id: ["can't be blank"] });
+      const now = new Date();
       const created = {
         id: randomUUID(),
         record_type: "credential",
@@ -108,23 +155,38 @@ export async function startFakeTelnyx({ tokenLifetimes = [] } = {}) {
         resource_id: `connection:${connectionId}`,
         sip_username: `gencred${randomUUID().replaceAll("-", "").slice(0, 20)}`,
         expired: false,
-        created_at: new Date().toISOString(),
+        created_at: now.toISOString().slice(0, 19),
+        expires_at: expiresAt ?? null,
+        createdAtMs: now.getTime(),
       };
       credentials.push(created);
-      return json(response, 201, { data: created });
+      return json(response, 201, { data: view(created) });
     }
-    if (!credential) return json(response, 404, { errors: [{ code: "10005", title: "Resource not found" }] });
+    if (!credential) return errorList(response, 404, "10005", "Resource not found");
+    if (request.method === "DELETE" && !action) {
+      credentials.splice(credentials.indexOf(credential), 1);
+      return json(response, 200, { data: view(credential) });
+    }
+    if (isExpired(credential)) {
+      return errorObject(response, 422, { code: "10015", title: "Credential expired", detail: "An expired credential can only be deleted." });
+    }
+    if (request.method === "PATCH" && !action) {
+      const { expires_at: expiresAt } = await readJson(request);
+      if (expiresAt !== undefined) credential.expires_at = expiresAt;
+      return json(response, 200, { data: view(credential) });
+    }
     if (request.method === "POST" && action === "token") {
       const token = loginToken(credential.id, tokenLifetimes[tokens.length] ?? 86_400);
       tokens.push(token);
       response.writeHead(201, { "content-type": "text/plain" });
       return response.end(token);
     }
-    if (request.method === "DELETE" && !action) {
-      credentials.splice(credentials.indexOf(credential), 1);
-      return json(response, 200, { data: credential });
-    }
-    json(response, 404, { errors: [{ code: "10005", title: "Resource not found" }] });
+    errorList(response, 404, "10005", "Resource not found");
   });
-  return { ...fake, credentials, tokens };
+  /** The credential a login token was minted for (its `sub`). */
+  const credentialOf = (token) => {
+    const { sub } = JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+    return credentials.find((c) => c.id === sub);
+  };
+  return { ...fake, credentials, tokens, requests, credentialOf };
 }

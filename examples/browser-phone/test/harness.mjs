@@ -135,6 +135,12 @@ export async function startService(args, env) {
   return service;
 }
 
+/** TURN credentials of the operator's own, for the runs that configure them. */
+export const CONFIGURED_TURN = {
+  TELNYX_TURN_USERNAME: "operator-turn-user",
+  TELNYX_TURN_PASSWORD: "operator-turn-secret",
+};
+
 /**
  * The service in per_user mode (`serve`) against local Supabase and Telnyx stand-ins, plus
  * `env`. `tokenLifetimes` goes to the Telnyx stand-in. `accessToken()` signs in a new user.
@@ -156,7 +162,14 @@ export async function startPerUserService({ tokenLifetimes, env = {} } = {}) {
   });
   return {
     url: service.url,
+    supabaseUrl: supabase.url,
     telnyx,
+    /** `METHOD path status` of every request the service logged, in order. */
+    requestsSeen: () =>
+      service
+        .events()
+        .filter((event) => event.message === "finished processing request")
+        .map((event) => `${event.method} ${event.path} ${event.status}`),
     accessToken: () => supabaseAccessToken({ supabaseUrl: supabase.url, secret }),
     async stop() {
       await service.stop();
@@ -178,33 +191,53 @@ export function launchChromium() {
 
 /**
  * Opens the phone on `origin` with `fragment` in a fresh browser context, behind a stand-in for
- * Telnyx's signaling server. Requests for anything but loopback (which Chromium cannot resolve
- * here) land in `strays`. No `route()`: with request interception on, Playwright answers CORS
- * preflights itself, and the preflight must be the service's.
+ * Telnyx's signaling server (`signaling` options: see FakeTelnyxSignaling). Requests for
+ * anything but loopback (which Chromium cannot resolve here) land in `strays`. No `route()`:
+ * with request interception on, Playwright answers CORS preflights itself, and the preflight
+ * must be the service's.
  */
-export async function openPhone(browser, origin, fragment) {
+export async function openPhone(browser, origin, fragment, { storage = {}, ...signalingOptions } = {}) {
   const context = await browser.newContext();
   const tab = await context.newPage();
   const strays = [];
   context.on("request", (request) => {
     if (new URL(request.url()).hostname !== "127.0.0.1") strays.push(request.url());
   });
-  const signaling = new FakeTelnyxSignaling();
+  const signaling = new FakeTelnyxSignaling(signalingOptions);
   await signaling.attach(tab);
-  // What the page hands RTCPeerConnection, recorded before any page script runs.
+  // What the SDK hands RTCPeerConnection, recorded before any page script runs. The connection
+  // itself is given only the loopback servers among them, so ICE gathering sends nothing off
+  // the machine even when the SDK's own (Telnyx) servers are in the list.
   await tab.addInitScript(() => {
     window.peerConnectionConfigs = [];
     const Original = window.RTCPeerConnection;
+    const onLoopback = (server) => [server.urls].flat().every((url) => /^(stuns?|turns?):127\.0\.0\.1[:?]/.test(url));
     window.RTCPeerConnection = function (config, ...rest) {
       window.peerConnectionConfigs.push(JSON.parse(JSON.stringify(config ?? {})));
-      return new Original(config, ...rest);
+      const kept = { ...config, iceServers: (config?.iceServers ?? []).filter(onLoopback) };
+      return new Original(kept, ...rest);
     };
     window.RTCPeerConnection.prototype = Original.prototype;
   });
+  // What the page finds in localStorage, such as a signed-in Supabase session.
+  await tab.addInitScript((entries) => {
+    for (const [key, value] of Object.entries(entries)) localStorage.setItem(key, value);
+  }, storage);
   const consoleLines = [];
   tab.on("console", (message) => consoleLines.push(message.text()));
+  const pageErrors = [];
+  tab.on("pageerror", (error) => pageErrors.push(error.message));
   await tab.goto(`${origin}/#${fragment}`);
-  return { tab, signaling, strays, consoleLines, close: () => context.close() };
+  return { tab, signaling, strays, consoleLines, pageErrors, close: () => context.close() };
+}
+
+/** Waits until `predicate()` holds, for `what`. */
+export async function eventually(what, predicate, timeoutMs = STARTUP_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs} ms for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
 
 /** The status text once the page is in `state` (loading, ready, calling, error). */
@@ -214,6 +247,22 @@ export async function statusWhen(tab, state) {
   return output.textContent();
 }
 
+/** Places a call from the open phone and resolves with the `RTCPeerConnection` config. */
+export async function placeCall(phone) {
+  await phone.tab.fill("#number", "+15551234567");
+  await phone.tab.click("#call");
+  await phone.tab.waitForFunction(() => window.peerConnectionConfigs.length > 0);
+  const [config] = await phone.tab.evaluate(() => window.peerConnectionConfigs);
+  return config;
+}
+
+/** The TURN servers in an `RTCPeerConnection` config that come with credentials: relays. */
+export function relaysOf(config) {
+  return (config.iceServers ?? []).filter(
+    (server) => [server.urls].flat().some((url) => /^turns?:/.test(url)) && server.username && server.credential,
+  );
+}
+
 /**
  * Plays Telnyx's WebRTC signaling server (wss://rtc.telnyx.com, JSON-RPC 2.0 over a WebSocket)
  * through Playwright's WebSocket routing: no socket leaves the browser.
@@ -221,25 +270,55 @@ export async function statusWhen(tab, state) {
  * The handshake follows the SDK's own expectations: `login` is answered with a session id, then
  * the server says `telnyx_rtc.clientReady`, the SDK asks `telnyx_rtc.gatewayState`, and a
  * `REGED` state is what makes the SDK emit `telnyx.ready`.
+ *
+ * With `telnyx` (the API stand-in) and `propagationMs`, it refuses, as Telnyx's JWT guide warns
+ * it may, a login whose token belongs to a credential younger than `propagationMs`.
  */
 export class FakeTelnyxSignaling {
   /** The `params` of every `login` request, in order. */
   logins = [];
+  /** The `params` of every login refused because its credential was too young. */
+  refused = [];
+
+  constructor({ telnyx, propagationMs = 0 } = {}) {
+    this.telnyx = telnyx;
+    this.propagationMs = propagationMs;
+  }
+
+  /** How old the credential behind a login token is, in ms; undefined if unknown. */
+  #credentialAge(loginToken) {
+    const credential = loginToken && this.telnyx?.credentialOf(loginToken);
+    return credential ? Date.now() - credential.createdAtMs : undefined;
+  }
+
+  /** Signaling sockets the page has open now. */
+  openSockets = 0;
 
   async attach(page) {
     await page.routeWebSocket(/^wss:\/\/rtc\.telnyx\.com/, (socket) => this.#serve(socket));
   }
 
   #serve(socket) {
+    this.openSockets += 1;
+    socket.onClose(() => {
+      this.openSockets -= 1;
+    });
     const send = (message) => socket.send(JSON.stringify({ jsonrpc: "2.0", ...message }));
     socket.onMessage((raw) => {
       const request = JSON.parse(raw);
       switch (request.method) {
-        case "login":
+        case "login": {
           this.logins.push(request.params);
+          const age = this.#credentialAge(request.params.login_token);
+          if (age !== undefined && age < this.propagationMs) {
+            this.refused.push({ ...request.params, ageMs: age });
+            send({ id: request.id, error: { code: -32001, message: "Authentication Failure" } });
+            break;
+          }
           send({ id: request.id, result: { message: "logged in", sessid: request.params.sessid ?? randomUUID() } });
           send({ id: randomUUID(), method: "telnyx_rtc.clientReady", params: { reattached_sessions: [] } });
           break;
+        }
         case "telnyx_rtc.gatewayState":
           send({ id: request.id, result: { params: { state: "REGED" } } });
           break;

@@ -1,10 +1,15 @@
 //! `CREDENTIAL_MODE=per_user`: one Telnyx telephony credential per Supabase user, found or
 //! created through the Telnyx API, handed to the browser as short-lived login tokens.
 //!
-//! Telnyx itself is the only shared state: the credential is found by a name derived from the
-//! user id, so a restart or another replica reuses it instead of creating another. Login tokens
-//! are cached per user in memory until shortly before they expire; concurrent requests for one
-//! user share one sequence of Telnyx calls.
+//! The rules, written once here:
+//! - Telnyx itself is the only shared state: the credential is found by a name derived from the
+//!   user id (`supabase:<sub>`), so a restart or another replica reuses it instead of creating
+//!   another, and the portal shows whose each one is.
+//! - Login tokens are cached per user in memory until shortly before they expire; concurrent
+//!   requests for one user share one sequence of Telnyx calls, the propagation wait included.
+//! - A token is never handed out for a credential younger than
+//!   `TELNYX_CREDENTIAL_PROPAGATION_SECS`, never outlives its credential, and a credential lives
+//!   `TELNYX_CREDENTIAL_IDLE_DAYS` past its user's last token ([`lifecycle`] holds those calls).
 
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
@@ -17,7 +22,33 @@ use super::{
 };
 use crate::config::{CredentialConfig, PerUserConfig};
 use crate::metrics;
-use crate::telnyx::{Budget, TelephonyCredential, TelnyxClient, TelnyxError};
+use crate::telnyx::TelnyxClient;
+use lifecycle::{KnownCredential, Lifecycle};
+
+mod lifecycle;
+
+/// How long a credential takes to become usable, and how long it lives unused.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    /// `TELNYX_CREDENTIAL_PROPAGATION_SECS`.
+    pub propagation: Duration,
+    /// `TELNYX_CREDENTIAL_IDLE_DAYS`.
+    pub idle: Duration,
+}
+
+impl Rules {
+    /// The `expires_at` a credential created or moved forward at `now` gets.
+    fn expiry_from(&self, now: SystemTime) -> SystemTime {
+        now + self.idle
+    }
+
+    /// Whether to move a credential forward before minting a token for it: less than half the
+    /// idle period is left, so an active user's credential never lapses and an idle one does.
+    /// One without an expiry (created before lifetimes) is given one.
+    fn due_for_extension(&self, expires_at: Option<SystemTime>, now: SystemTime) -> bool {
+        expires_at.is_none_or(|expires_at| expires_at < now + self.idle / 2)
+    }
+}
 
 /// The `cache` label of this cache's lookups.
 const LOGIN_TOKEN_CACHE: &str = "login_tokens";
@@ -25,6 +56,7 @@ const LOGIN_TOKEN_CACHE: &str = "login_tokens";
 pub struct PerUserCredentials {
     telnyx: TelnyxClient,
     connection_id: String,
+    rules: Rules,
     refresh_margin: Duration,
     realm: String,
     connectivity: Arc<Connectivity>,
@@ -43,7 +75,7 @@ struct UserSlot {
 #[derive(Default)]
 struct Upstream {
     /// The user's credential, once found or created: a later refresh only mints a token.
-    credential: Option<TelephonyCredential>,
+    credential: Option<KnownCredential>,
     /// When the last sequence failed, and how: requests that waited on it share its answer
     /// instead of starting another sequence against a Telnyx that just failed.
     failure: Option<(Instant, CredentialError)>,
@@ -79,6 +111,10 @@ impl PerUserCredentials {
         Ok(Self {
             telnyx: TelnyxClient::new(&per_user.api)?,
             connection_id: per_user.connection_id.clone(),
+            rules: Rules {
+                propagation: per_user.propagation,
+                idle: per_user.idle,
+            },
             refresh_margin: per_user.refresh_margin,
             realm: config.realm.clone(),
             connectivity: Arc::new(Connectivity::new(config, None)),
@@ -133,14 +169,11 @@ impl PerUserCredentials {
         let mut upstream = slot.upstream.lock().await;
         let budget = self.telnyx.budget();
         let name = credential_name(user_id);
-        let mut credentials = self
-            .telnyx
-            .find_credentials(&name, &self.connection_id, false, &budget)
-            .await?;
+        let mut credentials = self.lifecycle().all(&name, &budget).await?;
         if let Some(known) = upstream.credential.take()
-            && !credentials.iter().any(|found| found.id == known.id)
+            && !credentials.iter().any(|found| found.id == known.record.id)
         {
-            credentials.push(known);
+            credentials.push(known.record);
         }
         for credential in &credentials {
             self.telnyx
@@ -175,8 +208,15 @@ impl PerUserCredentials {
         }
     }
 
-    /// Mints a login token for the user's credential, finding or creating the credential first
-    /// when it is not known yet, and once more when Telnyx says the known one is gone or expired.
+    fn lifecycle(&self) -> Lifecycle<'_> {
+        Lifecycle {
+            telnyx: &self.telnyx,
+            connection_id: &self.connection_id,
+            rules: &self.rules,
+        }
+    }
+
+    /// Mints a login token for the user's credential (see [`Lifecycle::token`]).
     async fn mint(
         &self,
         user_id: &str,
@@ -184,82 +224,22 @@ impl PerUserCredentials {
     ) -> Result<Arc<IssuedToken>, CredentialError> {
         let budget = self.telnyx.budget();
         let name = credential_name(user_id);
-        let credential = match upstream.credential.take() {
-            Some(known) => known,
-            None => self.find_or_create(&name, &budget).await?,
-        };
-        let (credential, token) = match self
-            .telnyx
-            .create_login_token(&credential.id, &budget)
-            .await
-        {
-            Ok(token) => (credential, token),
-            Err(TelnyxError::NotFound | TelnyxError::Rejected { .. }) => {
-                tracing::info!(credential_id = %credential.id, "the user's telephony credential is gone or expired: finding or creating it again");
-                let credential = self.find_or_create(&name, &budget).await?;
-                let token = self
-                    .telnyx
-                    .create_login_token(&credential.id, &budget)
-                    .await?;
-                (credential, token)
-            }
-            Err(error) => {
-                upstream.credential = Some(credential);
-                return Err(error.into());
-            }
-        };
+        let (credential, token) = self
+            .lifecycle()
+            .token(&name, &mut upstream.credential, &budget)
+            .await?;
         tracing::debug!(credential_id = %credential.id, "minted a login token");
         let identity = SipIdentity::new(
-            credential.sip_username.clone(),
+            credential.sip_username,
             SipSecret::LoginToken(token.token),
             &self.realm,
         );
-        upstream.credential = Some(credential);
         Ok(Arc::new(IssuedToken::new(
             identity,
             SystemTime::now(),
             token.expires_at,
             self.refresh_margin,
         )))
-    }
-
-    /// The user's active credential on the connection, created when there is none. Two
-    /// replicas that create one at the same moment both keep the oldest, and each deletes its
-    /// own extra, so the user ends up with one credential.
-    async fn find_or_create(
-        &self,
-        name: &str,
-        budget: &Budget,
-    ) -> Result<TelephonyCredential, CredentialError> {
-        let found = self
-            .telnyx
-            .find_credentials(name, &self.connection_id, true, budget)
-            .await?;
-        if let Some(existing) = oldest(found) {
-            return Ok(existing);
-        }
-        let created = self
-            .telnyx
-            .create_credential(name, &self.connection_id, budget)
-            .await?;
-        tracing::info!(credential_id = %created.id, sip_username = %created.sip_username, "created a telephony credential for the user");
-        let Ok(now_found) = self
-            .telnyx
-            .find_credentials(name, &self.connection_id, true, budget)
-            .await
-        else {
-            return Ok(created);
-        };
-        match oldest(now_found) {
-            Some(keeper) if keeper.id != created.id => {
-                tracing::info!(kept = %keeper.id, "another instance created the user's credential at the same moment: keeping the older one");
-                if let Err(error) = self.telnyx.delete_credential(&created.id, budget).await {
-                    tracing::warn!(credential_id = %created.id, %error, "could not delete a duplicate telephony credential");
-                }
-                Ok(keeper)
-            }
-            _ => Ok(created),
-        }
     }
 }
 
@@ -273,16 +253,19 @@ impl UserSlot {
     }
 }
 
+/// What every credential this service creates is named before the user id.
+const NAME_PREFIX: &str = "supabase:";
+
 /// The name that finds a user's credential again: the Supabase user id (`sub`), namespaced.
 fn credential_name(user_id: &str) -> String {
-    format!("supabase:{user_id}")
+    format!("{NAME_PREFIX}{user_id}")
 }
 
-/// The credential every instance agrees on: the earliest created, ties broken by id.
-fn oldest(credentials: Vec<TelephonyCredential>) -> Option<TelephonyCredential> {
-    credentials
-        .into_iter()
-        .min_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)))
+/// The user a credential was created for, if this service named it (`prune` touches no other).
+pub fn owner_of(credential_name: &str) -> Option<&str> {
+    credential_name
+        .strip_prefix(NAME_PREFIX)
+        .filter(|user_id| !user_id.is_empty())
 }
 
 #[cfg(test)]
@@ -333,24 +316,5 @@ mod tests {
             "{} users cached",
             source.users.len()
         );
-    }
-
-    #[test]
-    fn the_oldest_credential_wins_and_ties_go_to_the_lower_id() {
-        let credential = |id: &str, created_at: &str| TelephonyCredential {
-            id: id.into(),
-            name: Some("supabase:u".into()),
-            sip_username: format!("gencred{id}"),
-            resource_id: Some("connection:1".into()),
-            expired: false,
-            created_at: Some(created_at.into()),
-        };
-        let kept = oldest(vec![
-            credential("b", "2026-01-02T00:00:00"),
-            credential("c", "2026-01-01T00:00:00"),
-            credential("a", "2026-01-01T00:00:00"),
-        ]);
-        assert_eq!(kept.unwrap().id, "a");
-        assert!(oldest(Vec::new()).is_none());
     }
 }
