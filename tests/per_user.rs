@@ -383,21 +383,35 @@ async fn delete_is_not_allowed_in_static_mode() {
     assert_eq!(body["code"], "method_not_allowed");
 }
 
-#[tokio::test]
-async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
-    let keys = keys();
-    let supabase = FakeSupabase::start(&[&keys.es256]).await;
-    let telnyx = FakeTelnyx::start().await;
+/// The binary itself in per_user mode against `telnyx`, logging JSON lines (with `extra`
+/// variables), its address, and an HS256 token of `user_id`.
+async fn serve_with_json_logs(
+    telnyx: &FakeTelnyx,
+    extra: &[(&'static str, &str)],
+    user_id: &str,
+) -> (Process, String, String) {
+    let supabase = FakeSupabase::start(&[&keys().es256]).await;
     let mut env = test_env(&supabase.url);
     env.extend(telnyx.env());
     env.push(("LOG_FORMAT", "json".into()));
-    env.push(("RUST_LOG", "debug".into()));
-    let mut service = Process::start(&["serve"], &env);
+    env.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    let service = Process::start(&["serve"], &env);
     let address = service.address().await;
-    let client = reqwest::Client::new();
     let mut claims = user_claims(&supabase.issuer());
-    claims["sub"] = json!("user-logs");
-    let token = sign_hs256(&claims);
+    claims["sub"] = json!(user_id);
+    (service, address, sign_hs256(&claims))
+}
+
+#[tokio::test]
+async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
+    let telnyx = FakeTelnyx::start().await;
+    let (mut service, address, token) =
+        serve_with_json_logs(&telnyx, &[("RUST_LOG", "debug")], "user-logs").await;
+    let client = reqwest::Client::new();
     let get = || {
         client
             .get(format!("{address}/credentials"))
@@ -466,17 +480,9 @@ async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
 
 #[tokio::test]
 async fn head_is_refused_without_an_audit_line_and_a_delete_of_nothing_is_not_counted() {
-    let supabase = FakeSupabase::start(&[]).await;
     let telnyx = FakeTelnyx::start().await;
-    let mut env = test_env(&supabase.url);
-    env.extend(telnyx.env());
-    env.push(("LOG_FORMAT", "json".into()));
-    let mut service = Process::start(&["serve"], &env);
-    let address = service.address().await;
+    let (mut service, address, token) = serve_with_json_logs(&telnyx, &[], "user-head").await;
     let client = reqwest::Client::new();
-    let mut claims = user_claims(&supabase.issuer());
-    claims["sub"] = json!("user-head");
-    let token = sign_hs256(&claims);
     let credentials = format!("{address}/credentials");
     let revoked = || async {
         let text = client
