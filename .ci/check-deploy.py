@@ -27,7 +27,8 @@ import sys
 
 import yaml
 
-SECRET_NAME = re.compile(r"(SECRET|PASSWORD|API_KEY|ANON_KEY|_TOKEN)$", re.IGNORECASE)
+# REDIS_URL carries the Redis password (AUTH), so it is a secret too.
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|API_KEY|ANON_KEY|_TOKEN|^REDIS_URL)$", re.IGNORECASE)
 MODES = {"static": "static", "per-user": "per_user"}
 # What each mode's Secret must hold, and must not.
 SECRET_NEEDS = {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod ratelimit;
 pub mod server;
+pub mod shared;
 pub mod supabase_admin;
 pub mod telemetry;
 pub mod telnyx;

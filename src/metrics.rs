@@ -28,6 +28,7 @@ pub const CREDENTIALS_REVOKED: &str = "credentials_revoked_total";
 pub const TELNYX_REQUESTS: &str = "telnyx_requests_total";
 pub const TELNYX_REQUEST_DURATION: &str = "telnyx_request_duration_seconds";
 pub const CACHE_LOOKUPS: &str = "cache_lookups_total";
+pub const REDIS_COMMANDS: &str = "redis_commands_total";
 
 /// Seconds; from a cached answer (tens of microseconds) to a slow Telnyx (seconds).
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -112,6 +113,10 @@ fn describe() {
         CACHE_LOOKUPS,
         "Cache lookups, by cache and result (hit or miss)"
     );
+    describe_counter!(
+        REDIS_COMMANDS,
+        "Commands sent to the shared Redis (REDIS_URL), by outcome: ok, error, timeout, or skipped while the circuit breaker is open"
+    );
 }
 
 /// The exposition text, with histograms brought up to date first.
@@ -195,6 +200,14 @@ pub fn cache_lookup(cache: &'static str, hit: bool) {
     count_fixed(
         (CACHE_LOOKUPS, cache, result),
         || counter!(CACHE_LOOKUPS, "cache" => cache, "result" => result),
+    );
+}
+
+/// One command to the shared Redis; `outcome` is `ok`, `error`, `timeout` or `skipped`.
+pub fn redis_command(outcome: &'static str) {
+    count_fixed(
+        (REDIS_COMMANDS, outcome, ""),
+        || counter!(REDIS_COMMANDS, "outcome" => outcome),
     );
 }
 

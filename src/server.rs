@@ -87,6 +87,10 @@ impl Server {
             .key_store()
             .map(|store| tokio::spawn(store.clone().refresh_forever()));
         let sweeper = tokio::spawn(self.state.rate_limits.clone().sweep_forever());
+        if let Some(redis) = self.state.redis.clone() {
+            // In the background, as the JWKS: a Redis that is down delays nothing.
+            tokio::spawn(async move { redis.connect().await });
+        }
         if !self.state.verifier.accepts_hs256() {
             tracing::info!("SUPABASE_JWT_SECRET is not set: legacy HS256 tokens will be refused");
         }

@@ -187,13 +187,26 @@ async fn a_positive_answer_is_cached_per_session() {
     assert_eq!(app.status_for(&user(&app, "ada", "ada-phone")).await, 200);
     assert_eq!(supabase.user_calls(), 2, "another session is asked about");
 
-    // Refusals are not cached: a user refused once is asked about again.
+    // A revocation is remembered too: a signed-out session is refused without asking again.
     supabase.revoke_session(&uuid_for("ada-tablet"));
     let tablet = user(&app, "ada", "ada-tablet");
     for _ in 0..2 {
-        assert_eq!(refused_with(&app, &tablet).await.0, 401);
+        assert_eq!(
+            refused_with(&app, &tablet).await,
+            (401, "session_revoked".into())
+        );
     }
-    assert_eq!(supabase.user_calls(), 4);
+    assert_eq!(supabase.user_calls(), 3);
+
+    // Failures are not: the next request asks again.
+    supabase.set_user_endpoint_failing(true);
+    let desktop = user(&app, "ada", "ada-desktop");
+    for _ in 0..2 {
+        assert_eq!(refused_with(&app, &desktop).await.0, 503);
+    }
+    assert_eq!(supabase.user_calls(), 5);
+    supabase.set_user_endpoint_failing(false);
+    assert_eq!(app.status_for(&desktop).await, 200);
 }
 
 #[tokio::test]

@@ -135,6 +135,20 @@ impl fmt::Display for Config {
             self.request_timeout.as_secs()
         )?;
         writeln!(f, "{}", self.limits)?;
+        match &self.redis {
+            Some(redis) => {
+                writeln!(f, "REDIS_URL              = {}", redis.redacted)?;
+                writeln!(
+                    f,
+                    "REDIS_COMMAND_TIMEOUT_MS = {}",
+                    redis.command_timeout.as_millis()
+                )?;
+            }
+            None => writeln!(
+                f,
+                "REDIS_URL              = not set (each replica keeps its own state)"
+            )?,
+        }
         writeln!(f, "RUST_LOG               = {}", self.log.filter)?;
         let format = match self.log.format {
             LogFormat::Pretty => "pretty",

@@ -20,6 +20,7 @@ pub use access::{
 pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
 pub use limits::{LimitsConfig, RateLimit};
 pub use prune::{PruneConfig, SupabaseAdminConfig};
+pub use shared::{DEFAULT_REDIS_COMMAND_TIMEOUT_MS, RedisConfig};
 pub use template::{ENV_EXAMPLE, placeholder_in};
 
 mod access;
@@ -28,6 +29,7 @@ mod display;
 mod env;
 mod limits;
 mod prune;
+mod shared;
 mod template;
 
 /// Supabase's own check: a legacy JWT secret is at least 32 characters. A shorter secret is a
@@ -62,6 +64,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Rate limits, the in-flight cap and request size caps.
     pub limits: LimitsConfig,
+    /// `REDIS_URL`: the store replicas share; `None` keeps every replica's state in its memory.
+    pub redis: Option<RedisConfig>,
     /// `ALLOW_INSECURE_HTTP`: plain `http://` accepted for Supabase and Telnyx on other hosts
     /// than this machine.
     pub allow_insecure_http: bool,
@@ -381,6 +385,7 @@ fn common(
         }
     };
     let limits = limits::read(env);
+    let redis = shared::read(env);
     let filter = env.string_or("RUST_LOG", "info");
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
         env.problem(
@@ -398,6 +403,7 @@ fn common(
         request_timeout,
         log: LogConfig { filter, format },
         limits,
+        redis,
         allow_insecure_http,
     })
 }

@@ -73,6 +73,9 @@ pub fn what_to_set(variable: &str) -> &'static str {
         "TELNYX_WEBRTC_CONNECTION_ID" => {
             "set it to the ID of your SIP credential connection (Mission Control portal → Call Connections)"
         }
+        "REDIS_URL" => {
+            "set it to your Redis's URL, redis://… or rediss://… with its password, or leave it empty to keep each replica's state in its own memory"
+        }
         "TELNYX_TURN_USERNAME" | "TELNYX_TURN_PASSWORD" => {
             "set it to your own TURN credentials, or leave both TELNYX_TURN_USERNAME and TELNYX_TURN_PASSWORD empty"
         }

@@ -30,8 +30,12 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let client_addr = ClientAddr::of(&parts.extensions);
-        // Before any verification work: a flood from one address costs a map lookup each.
-        state.rate_limits.check_client_address(client_addr.0)?;
+        // Before any verification work: a flood from one address costs a map lookup each (a
+        // Redis round trip with REDIS_URL).
+        state
+            .rate_limits
+            .check_client_address(client_addr.0)
+            .await?;
         let token = bearer_token(parts).inspect_err(|_| {
             tracing::debug!("refused: no bearer token in the Authorization header");
         })?;
@@ -49,7 +53,7 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
             );
             ApiError::Forbidden(refusal)
         })?;
-        state.rate_limits.check_user(&claims.sub)?;
+        state.rate_limits.check_user(&claims.sub).await?;
         // Last, as the only step that may call out: only admitted users within their limit
         // cost Supabase a call.
         if let Some(sessions) = &state.sessions {

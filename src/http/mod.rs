@@ -38,6 +38,7 @@ use crate::config::{Config, LimitsConfig};
 use crate::credentials::CredentialSource;
 use crate::metrics;
 use crate::ratelimit::RateLimits;
+use crate::shared::Redis;
 use around::{Around, AroundLayer};
 use error::ApiError;
 
@@ -62,6 +63,8 @@ pub struct Services {
     pub rate_limits: Arc<RateLimits>,
     /// `None` unless `SUPABASE_VERIFY_SESSION` is on.
     pub sessions: Option<SessionCheck>,
+    /// The Redis the replicas share (`REDIS_URL`); `None` keeps all state in this process.
+    pub redis: Option<Arc<Redis>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -74,7 +77,12 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     /// Fails only when the credential source cannot start (see [`CredentialSource::from_config`]).
+    /// Redis is not contacted yet.
     pub fn from_config(config: &Config) -> Result<Self, String> {
+        let redis = config
+            .redis
+            .as_ref()
+            .map(|redis| Arc::new(Redis::new(redis)));
         Ok(Self(Arc::new(Services {
             verifier: Arc::new(TokenVerifier::new(&config.auth)),
             policy: AccessPolicy::new(&config.auth),
@@ -88,8 +96,13 @@ impl AppState {
             metrics: metrics::recorder(),
             metrics_on_api: config.metrics_bind_addr.is_none(),
             limits: config.limits.clone(),
-            rate_limits: Arc::new(RateLimits::new(&config.limits)),
-            sessions: config.auth.session_check.as_ref().map(SessionCheck::new),
+            rate_limits: Arc::new(RateLimits::new(&config.limits, redis.as_ref())),
+            sessions: config
+                .auth
+                .session_check
+                .as_ref()
+                .map(|check| SessionCheck::new(check, config.auth.leeway, redis.clone())),
+            redis,
         })))
     }
 }

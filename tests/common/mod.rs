@@ -26,6 +26,7 @@ use telnyx_webrtc_credentials::server::Server;
 use tokio::sync::oneshot;
 
 pub mod process;
+pub mod redis;
 pub mod telnyx;
 
 pub const JWT_SECRET: &str = "test-only-legacy-jwt-secret-0123456789abcdef";

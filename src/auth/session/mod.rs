@@ -2,33 +2,44 @@
 //! at Supabase does not recall the access tokens already issued, so a verified token is also
 //! shown to Supabase's `GET /auth/v1/user`, which answers only while the session exists.
 //!
-//! A positive answer is cached per user and session for `SESSION_CHECK_CACHE_SECS`, and
-//! concurrent checks of one session share one call, so each session costs Supabase at most one
-//! call per cache period. Refusals are never cached. Anything but a clear yes or a clear no
-//! (Supabase unreachable, slow, erroring, or refusing our `apikey`) fails closed.
+//! Answers are remembered per user and session: a confirmation for `SESSION_CHECK_CACHE_SECS`,
+//! a revocation until the refused token expires. Concurrent checks of one session on one
+//! replica share one call, so each session costs Supabase at most one call per cache period
+//! per replica, and with `REDIS_URL` one for all of them. Anything but a clear yes or a clear no
+//! (Supabase unreachable, slow, erroring, or refusing our `apikey`) fails closed and is never
+//! remembered.
 //!
 //! A custom `SUPABASE_JWT_AUDIENCE` works here as it is: no `X-JWT-AUD` header is sent, so
 //! Supabase takes the request's audience from the token's own first `aud` (`requestAud` in
 //! supabase/auth internal/api/helpers.go) and `UserGet` (internal/api/user.go) finds them equal.
 //! Sending the configured audience instead would refuse tokens whose `aud` lists it second.
+//!
+//! The rules are here; [`memory`] and [`redis`] only keep the answers.
 
-use std::time::{Duration, Instant};
+mod memory;
+mod redis;
+mod single_flight;
 
-use quick_cache::sync::{Cache, EntryAction, EntryResult};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use self::memory::MemoryAnswers;
+use self::redis::RedisAnswers;
+use self::single_flight::SingleFlight;
 use super::SupabaseClaims;
 use super::jwks::with_causes;
 use crate::config::SessionCheckConfig;
+use crate::shared::{Redis, keys};
 
-/// Sessions whose positive answer is remembered at once; past it the least used are forgotten
-/// (and simply asked about again).
-const MAX_CACHED_SESSIONS: usize = 100_000;
 /// Supabase's user object is a few KiB; anything much larger is not one.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Supabase's `error_code`s are short names; a longer one is cut before it is stored.
+const MAX_STORED_CODE_LEN: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionRefusal {
@@ -38,6 +49,40 @@ pub enum SessionRefusal {
     /// Supabase could not give an answer we can trust.
     #[error("the session could not be checked: {0}")]
     Unavailable(String),
+}
+
+/// What Supabase said about a session, as remembered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    Confirmed,
+    /// With Supabase's `error_code`.
+    Revoked(String),
+}
+
+impl Answer {
+    /// The value stored in Redis: `confirmed`, or `revoked <error_code>`.
+    fn to_value(&self) -> String {
+        match self {
+            Answer::Confirmed => "confirmed".to_owned(),
+            Answer::Revoked(code) => format!("revoked {code}"),
+        }
+    }
+
+    /// `None` for a value this release does not know: it is treated as no answer.
+    fn parse(value: &str) -> Option<Self> {
+        match value.split_once(' ') {
+            None if value == "confirmed" => Some(Answer::Confirmed),
+            Some(("revoked", code)) => Some(Answer::Revoked(code.to_owned())),
+            _ => None,
+        }
+    }
+
+    fn verdict(self) -> Result<(), SessionRefusal> {
+        match self {
+            Answer::Confirmed => Ok(()),
+            Answer::Revoked(code) => Err(SessionRefusal::Revoked(code)),
+        }
+    }
 }
 
 /// The one field of Supabase's user object we compare.
@@ -51,12 +96,16 @@ pub struct SessionCheck {
     user_url: Url,
     anon_key: SecretString,
     cache_ttl: Duration,
-    /// (user id, session id) → until when the positive answer holds.
-    confirmed: Cache<(String, String), Instant>,
+    /// `JWT_LEEWAY_SECS`: how long past its `exp` a refused token could still verify.
+    leeway: Duration,
+    memory: MemoryAnswers,
+    /// With `REDIS_URL`: the answers every replica has learned.
+    shared: Option<RedisAnswers>,
+    asking: SingleFlight<Result<(), SessionRefusal>>,
 }
 
 impl SessionCheck {
-    pub fn new(config: &SessionCheckConfig) -> Self {
+    pub fn new(config: &SessionCheckConfig, leeway: Duration, redis: Option<Arc<Redis>>) -> Self {
         let client = super::supabase_client(CHECK_TIMEOUT)
             // A redirect would carry the user's token elsewhere; Supabase answers directly.
             .redirect(reqwest::redirect::Policy::none())
@@ -67,7 +116,10 @@ impl SessionCheck {
             user_url: config.user_url.clone(),
             anon_key: config.anon_key.clone(),
             cache_ttl: config.cache_ttl,
-            confirmed: Cache::new(MAX_CACHED_SESSIONS),
+            leeway,
+            memory: MemoryAnswers::new(),
+            shared: redis.map(RedisAnswers::new),
+            asking: SingleFlight::new(),
         }
     }
 
@@ -80,37 +132,83 @@ impl SessionCheck {
         if self.cache_ttl.is_zero() {
             return self.ask(token, claims).await;
         }
-        let key = (
-            claims.sub.clone(),
-            claims.session_id.clone().unwrap_or_default(),
+        let key = keys::key(
+            "session",
+            &[
+                claims.sub.as_bytes(),
+                claims.session_id.as_deref().unwrap_or_default().as_bytes(),
+            ],
         );
-        let now = Instant::now();
-        let entry = self
-            .confirmed
-            .entry_async(&key, |_, until| {
-                if *until > now {
-                    EntryAction::Retain(())
-                } else {
-                    EntryAction::ReplaceWithGuard
-                }
-            })
-            .await;
-        // While this request holds the guard, others for the same session wait for its answer.
-        let guard = match entry {
-            EntryResult::Retained(()) => return Ok(()),
-            EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => Some(guard),
-            EntryResult::Removed(..) | EntryResult::Timeout => None,
-        };
-        self.ask(token, claims).await?;
-        if let Some(guard) = guard {
-            let _ = guard.insert(Instant::now() + self.cache_ttl);
+        if let Some(answer) = self.recall(&key).await {
+            return answer.verdict();
         }
-        Ok(())
+        // While this request asks, others for the same session wait for its answer.
+        self.asking
+            .run(&key, async {
+                let verdict = self.ask(token, claims).await;
+                match &verdict {
+                    Ok(()) => self.remember(&key, Answer::Confirmed, self.cache_ttl).await,
+                    Err(SessionRefusal::Revoked(code)) => {
+                        let code = code.chars().take(MAX_STORED_CODE_LEN).collect();
+                        let ttl = self.revocation_ttl(claims);
+                        self.remember(&key, Answer::Revoked(code), ttl).await;
+                    }
+                    // The next request asks again.
+                    Err(SessionRefusal::Unavailable(_)) => {}
+                }
+                verdict
+            })
+            .await
     }
 
-    /// How many sessions have a remembered answer.
+    /// Redis first, while it answers: it holds what every replica learned, a sign-out seen
+    /// by another replica included. When it does not, this replica's memory answers, so a
+    /// sign-out seen elsewhere during a Redis outage reaches this replica only once its own
+    /// confirmation expires (`SESSION_CHECK_CACHE_SECS` at most).
+    async fn recall(&self, key: &str) -> Option<Answer> {
+        let Some(shared) = &self.shared else {
+            return self.memory.recall(key).map(|(answer, _)| answer);
+        };
+        let found = match shared.recall(key).await {
+            Ok(found) => found,
+            Err(_) => return self.memory.recall(key).map(|(answer, _)| answer),
+        };
+        if let Some((revoked @ Answer::Revoked(_), left)) = self.memory.recall(key)
+            && !matches!(found, Some((Answer::Revoked(_), _)))
+        {
+            // A revocation this replica saw while Redis was down, or that Redis lost: it wins
+            // over any confirmation, and is shared now.
+            let _ = shared.remember(key, &revoked, left).await;
+            return Some(revoked);
+        }
+        let (answer, left) = found?;
+        self.memory.remember(key, answer.clone(), left);
+        Some(answer)
+    }
+
+    /// In memory always (the fallback for when Redis is down), and in Redis when it answers;
+    /// an answer Redis missed is asked for again by the next replica that needs it.
+    async fn remember(&self, key: &str, answer: Answer, ttl: Duration) {
+        if let Some(shared) = &self.shared {
+            let _ = shared.remember(key, &answer, ttl).await;
+        }
+        self.memory.remember(key, answer, ttl);
+    }
+
+    /// Until the refused token could no longer verify anyway; other tokens of the session,
+    /// if any outlive it, are asked about again.
+    fn revocation_ttl(&self, claims: &SupabaseClaims) -> Duration {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        (Duration::from_secs(claims.exp) + self.leeway)
+            .saturating_sub(now)
+            .max(Duration::from_secs(1))
+    }
+
+    /// How many sessions this replica remembers an answer for.
     pub fn cached_sessions(&self) -> usize {
-        self.confirmed.len()
+        self.memory.len()
     }
 
     async fn ask(&self, token: &str, claims: &SupabaseClaims) -> Result<(), SessionRefusal> {

@@ -1,0 +1,513 @@
+//! Two replicas and one real `redis-server` (`REDIS_URL`): shared rate limits and session
+//! check answers, what each replica falls back to when Redis is stopped or frozen, sharing
+//! again once it is back, and what Redis holds. Every wait is bounded; nothing times how fast.
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::{self, Process};
+use common::redis::RedisServer;
+use common::*;
+use reqwest::header;
+use serde_json::{Value, json};
+
+fn env(redis: &RedisServer, pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![("REDIS_URL", redis.url())];
+    env.extend(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    env
+}
+
+async fn replica(supabase: &FakeSupabase, env: Vec<(&'static str, String)>) -> TestApp {
+    TestApp::spawn_with(Options {
+        env,
+        supabase: Some(supabase.clone()),
+        ..Options::default()
+    })
+    .await
+}
+
+/// A signed-in user's HS256 token, with its own `sub` and session.
+fn token(issuer: &str, user: &str) -> String {
+    let mut claims = user_claims(issuer);
+    claims["sub"] = json!(user);
+    claims["session_id"] = json!(format!("session-of-{user}"));
+    sign_hs256(&claims)
+}
+
+/// The status and `Retry-After` of each answer.
+async fn answers(responses: Vec<reqwest::Response>) -> Vec<(u16, Option<u64>)> {
+    responses
+        .into_iter()
+        .map(|response| {
+            let wait = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|value| value.to_str().unwrap().parse().unwrap());
+            (response.status().as_u16(), wait)
+        })
+        .collect()
+}
+
+/// `count` requests with `token`, taking turns between `apps`.
+async fn alternate(apps: &[&TestApp], token: &str, count: usize) -> Vec<(u16, Option<u64>)> {
+    let mut responses = Vec::new();
+    for request in 0..count {
+        responses.push(apps[request % apps.len()].get_credentials(token).await);
+    }
+    answers(responses).await
+}
+
+fn ok_count(answers: &[(u16, Option<u64>)]) -> usize {
+    answers.iter().filter(|(status, _)| *status == 200).count()
+}
+
+/// The value of `redis_commands_total{outcome=…}` in a `/metrics` text.
+fn redis_commands(metrics: &str, outcome: &str) -> u64 {
+    let series = format!("redis_commands_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_user_limited_to_n_gets_n_through_alternating_replicas_as_one_replica_would() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let limit = [("RATE_LIMIT_PER_USER", "5/h,burst=5")];
+    let a = replica(&supabase, env(&redis, &limit)).await;
+    let b = replica(&supabase, env(&redis, &limit)).await;
+    let alone = replica(
+        &supabase,
+        limit.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+    )
+    .await;
+
+    let shared = alternate(&[&a, &b], &token(&supabase.issuer(), "ada"), 12).await;
+    assert_eq!(ok_count(&shared), 5, "{shared:?}");
+    assert!(shared[..5].iter().all(|(status, _)| *status == 200));
+    // Five an hour is one every 720 s, as governor counts it on one replica.
+    let single = alternate(&[&alone], &token(&supabase.issuer(), "ada"), 12).await;
+    assert_eq!(shared, single, "the same limit means the same answers");
+    assert_eq!(single[5], (429, Some(720)));
+
+    let per_address = [
+        ("RATE_LIMIT_PER_USER", "off"),
+        ("RATE_LIMIT_PER_IP", "4/h,burst=4"),
+    ];
+    let c = replica(&supabase, env(&redis, &per_address)).await;
+    let d = replica(&supabase, env(&redis, &per_address)).await;
+    let mut responses = Vec::new();
+    for user in 0..8 {
+        let app = if user % 2 == 0 { &c } else { &d };
+        let token = token(&supabase.issuer(), &format!("user-{user}"));
+        responses.push(app.get_credentials(&token).await);
+    }
+    let by_address = answers(responses).await;
+    assert_eq!(ok_count(&by_address), 4, "{by_address:?}");
+    assert_eq!(by_address[4], (429, Some(900)));
+}
+
+#[tokio::test]
+async fn a_session_one_replica_saw_revoked_is_refused_by_the_other_without_asking() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let checking = [
+        ("SUPABASE_VERIFY_SESSION", "true"),
+        ("SUPABASE_ANON_KEY", ANON_KEY),
+        ("SESSION_CHECK_CACHE_SECS", "1"),
+        ("RATE_LIMIT_PER_USER", "off"),
+    ];
+    let a = replica(&supabase, env(&redis, &checking)).await;
+    let b = replica(&supabase, env(&redis, &checking)).await;
+    // Supabase's GET /auth/v1/user wants a UUID `sub` (400 bad_jwt otherwise).
+    let ada_id = uuid_for("ada");
+    let ada = token(&supabase.issuer(), &ada_id);
+
+    assert_eq!(a.status_for(&ada).await, 200);
+    assert_eq!(b.status_for(&ada).await, 200);
+    assert_eq!(supabase.user_calls(), 1, "B used the answer A got");
+
+    supabase.revoke_session(&format!("session-of-{ada_id}"));
+    tokio::time::sleep(Duration::from_millis(1_200)).await; // past SESSION_CHECK_CACHE_SECS
+    assert_eq!(
+        status_and_code(a.get_credentials(&ada).await).await,
+        (401, "session_revoked".into())
+    );
+    assert_eq!(supabase.user_calls(), 2);
+    for app in [&b, &a, &b] {
+        assert_eq!(
+            status_and_code(app.get_credentials(&ada).await).await,
+            (401, "session_revoked".into())
+        );
+    }
+    assert_eq!(
+        supabase.user_calls(),
+        2,
+        "the revocation is remembered, and shared"
+    );
+}
+
+/// A replica as a process of its own, with JSON logs.
+struct Replica {
+    process: Process,
+    address: String,
+    client: reqwest::Client,
+}
+
+impl Replica {
+    async fn start(supabase: &FakeSupabase, redis: &RedisServer) -> Self {
+        let mut env = test_env(&supabase.url);
+        env.extend([
+            ("REDIS_URL", redis.url()),
+            ("LOG_FORMAT", "json".to_owned()),
+            ("RATE_LIMIT_PER_USER", "3/h,burst=3".to_owned()),
+        ]);
+        let process = Process::start(&["serve"], &env);
+        let address = process.address().await;
+        process
+            .wait_for("a connected line", |line| {
+                line.contains("connected to Redis").then_some(())
+            })
+            .await;
+        let client = reqwest::Client::builder()
+            // Bounds a hang; a replica falling back answers in milliseconds.
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        Self {
+            process,
+            address,
+            client,
+        }
+    }
+
+    async fn get_credentials(&self, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/credentials", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the replica answers")
+    }
+
+    async fn metrics(&self) -> String {
+        let response = self.client.get(format!("{}/metrics", self.address));
+        response.send().await.unwrap().text().await.unwrap()
+    }
+
+    /// How many log lines carry `message`.
+    fn lines_saying(&self, message: &str) -> usize {
+        self.process
+            .text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| {
+                event["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+            })
+            .count()
+    }
+}
+
+async fn alternate_processes(
+    replicas: &[&Replica],
+    token: &str,
+    count: usize,
+) -> Vec<(u16, Option<u64>)> {
+    let mut responses = Vec::new();
+    for request in 0..count {
+        responses.push(
+            replicas[request % replicas.len()]
+                .get_credentials(token)
+                .await,
+        );
+    }
+    answers(responses).await
+}
+
+const WENT_AWAY: &str = "Redis is unavailable";
+const CAME_BACK: &str = "Redis answers again";
+
+#[tokio::test]
+async fn with_redis_stopped_both_processes_keep_serving_on_their_own_then_share_again() {
+    let mut redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let a = Replica::start(&supabase, &redis).await;
+    let b = Replica::start(&supabase, &redis).await;
+    let replicas = [&a, &b];
+    let issuer = supabase.issuer();
+
+    let shared = alternate_processes(&replicas, &token(&issuer, "ada"), 6).await;
+    assert_eq!(ok_count(&shared), 3, "one limit for both: {shared:?}");
+
+    redis.stop();
+    let alone = alternate_processes(&replicas, &token(&issuer, "grace"), 10).await;
+    assert_eq!(
+        ok_count(&alone),
+        6,
+        "each replica counts on its own, three each: {alone:?}"
+    );
+    for replica in replicas {
+        replica
+            .process
+            .wait_for("the warning that Redis went away", |line| {
+                line.contains(WENT_AWAY).then_some(())
+            })
+            .await;
+    }
+    // Past a few cool-downs, so that probes fail too: still one line each.
+    for round in 0..8 {
+        for replica in replicas {
+            let token = token(&issuer, &format!("while-away-{round}"));
+            assert_eq!(replica.get_credentials(&token).await.status(), 200);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for replica in replicas {
+        assert_eq!(
+            replica.lines_saying(WENT_AWAY),
+            1,
+            "{}",
+            replica.process.text()
+        );
+        let metrics = replica.metrics().await;
+        assert!(redis_commands(&metrics, "skipped") > 0, "{metrics}");
+        assert!(redis_commands(&metrics, "error") > 0, "{metrics}");
+    }
+
+    redis.restart().await;
+    for round in 0.. {
+        assert!(round < 60, "no recovery line within 15 s");
+        for replica in replicas {
+            let token = token(&issuer, &format!("after-restart-{round}"));
+            assert_eq!(replica.get_credentials(&token).await.status(), 200);
+        }
+        if replicas
+            .iter()
+            .all(|replica| replica.lines_saying(CAME_BACK) == 1)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let again = alternate_processes(&replicas, &token(&issuer, "katherine"), 6).await;
+    assert_eq!(ok_count(&again), 3, "one limit for both again: {again:?}");
+    for replica in replicas {
+        assert_eq!(replica.lines_saying(WENT_AWAY), 1);
+        assert_eq!(replica.lines_saying(CAME_BACK), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_frozen_redis_costs_a_few_requests_one_timeout_each_then_none() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::spawn_with(Options {
+        env: env(&redis, &[("REDIS_COMMAND_TIMEOUT_MS", "50")]),
+        ..Options::default()
+    })
+    .await;
+    let metrics = || async { app.get("/metrics").await.text().await.unwrap() };
+    let before = metrics().await;
+
+    redis.pause();
+    for user in 0..6 {
+        let token = token(&app.issuer(), &format!("frozen-{user}"));
+        assert_eq!(app.status_for(&token).await, 200, "request {user}");
+    }
+    let during = metrics().await;
+    let timeouts = redis_commands(&during, "timeout") - redis_commands(&before, "timeout");
+    let skipped = redis_commands(&during, "skipped") - redis_commands(&before, "skipped");
+    assert!(timeouts >= 3, "{during}");
+    assert!(skipped >= 1, "the breaker opened: {during}");
+
+    redis.resume();
+    let ok_before = redis_commands(&during, "ok");
+    for attempt in 0.. {
+        assert!(attempt < 40, "Redis was not used again within 10 s");
+        let token = token(&app.issuer(), &format!("thawed-{attempt}"));
+        assert_eq!(app.status_for(&token).await, 200);
+        if redis_commands(&metrics().await, "ok") > ok_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_holds_no_secret_or_identifier_in_clear_and_every_key_expires() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let everything = [
+        ("SUPABASE_VERIFY_SESSION", "true"),
+        ("SUPABASE_ANON_KEY", ANON_KEY),
+        ("RATE_LIMIT_PER_IP", "100/min"),
+    ];
+    let a = replica(&supabase, env(&redis, &everything)).await;
+    let b = replica(&supabase, env(&redis, &everything)).await;
+    let ada = "8d2f54a0-6c3b-4a8e-9f1d-2b7c0e5a9d41";
+    let ada_token = token(&supabase.issuer(), ada);
+    let grace = "2c5ea4c0-4067-11e9-8bad-9b1deb4d3b7d";
+    let grace_token = token(&supabase.issuer(), grace);
+    for app in [&a, &b] {
+        assert_eq!(app.status_for(&ada_token).await, 200);
+    }
+    supabase.revoke_session(&format!("session-of-{grace}"));
+    assert_eq!(b.status_for(&grace_token).await, 401);
+
+    let stored = redis.contents().await;
+    let kinds: Vec<&str> = ["twc:v1:rate:user:", "twc:v1:rate:ip:", "twc:v1:session:"]
+        .into_iter()
+        .filter(|kind| stored.iter().any(|entry| entry.key.starts_with(kind)))
+        .collect();
+    assert_eq!(kinds.len(), 3, "every kind of key is there: {stored:?}");
+    assert!(
+        stored
+            .iter()
+            .any(|entry| entry.value == "revoked session_not_found"),
+        "{stored:?}"
+    );
+    let mut never_in_redis = vec![
+        ada.to_owned(),
+        grace.to_owned(),
+        format!("session-of-{ada}"),
+        "ada@example.com".to_owned(),
+        "127.0.0.1".to_owned(),
+        JWT_SECRET.to_owned(),
+        ANON_KEY.to_owned(),
+        SIP_PASSWORD.to_owned(),
+    ];
+    for token in [&ada_token, &grace_token] {
+        never_in_redis.extend(token.split('.').map(str::to_owned));
+    }
+    for entry in &stored {
+        assert!(entry.key.starts_with("twc:v1:"), "{entry:?}");
+        assert!(entry.ttl_ms > 0, "every key expires: {entry:?}");
+        for secret in &never_in_redis {
+            assert!(
+                !entry.key.contains(secret.as_str()) && !entry.value.contains(secret.as_str()),
+                "{secret} is in {entry:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn managed_redis_over_tls_with_a_password_and_what_a_wrong_setting_looks_like() {
+    let redis = RedisServer::start_with_tls("s3cr3t-redis-pa55").await;
+    let tls = redis.tls();
+    let supabase = FakeSupabase::start(&[]).await;
+    let start = |url: String, trust_test_ca: bool| {
+        let mut env = test_env(&supabase.url);
+        env.extend([
+            ("REDIS_URL", url),
+            ("LOG_FORMAT", "json".to_owned()),
+            // The Redis client's own lines too: none may carry the password.
+            ("RUST_LOG", "trace".to_owned()),
+        ]);
+        if trust_test_ca {
+            // rustls-native-certs reads the trusted roots from here instead of the system's.
+            env.push(("SSL_CERT_FILE", tls.ca_file.display().to_string()));
+        }
+        Process::start(&["serve"], &env)
+    };
+    let right = format!("rediss://:{}@127.0.0.1:{}", tls.password, tls.port);
+    let wrong_password = format!("rediss://:not-the-password@localhost:{}", tls.port);
+    let untrusted = right.clone();
+    let replicas = [
+        start(right, true),
+        start(wrong_password, true),
+        start(untrusted, false),
+    ];
+    let client = reqwest::Client::new();
+    let mut said = Vec::new();
+    for replica in &replicas {
+        let address = replica.address().await;
+        let first_word = replica
+            .wait_for("a line about Redis", |line| {
+                let event: Value = serde_json::from_str(line).ok()?;
+                let message = event["message"].as_str()?;
+                (message.starts_with("connected to Redis") || message.starts_with(WENT_AWAY)).then(
+                    || {
+                        (
+                            message.to_owned(),
+                            event["cause"].as_str().unwrap_or("").to_owned(),
+                        )
+                    },
+                )
+            })
+            .await;
+        let ada = token(&supabase.issuer(), "ada");
+        let response = client
+            .get(format!("{address}/credentials"))
+            .bearer_auth(&ada)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "served with or without Redis");
+        assert!(
+            !replica.text().contains("s3cr3t-redis-pa55"),
+            "{}",
+            replica.text()
+        );
+        said.push(first_word);
+    }
+    assert!(said[0].0.starts_with("connected to Redis"), "{said:?}");
+    assert!(said[1].0.starts_with(WENT_AWAY), "{said:?}");
+    assert!(said[1].1.to_ascii_lowercase().contains("pass"), "{said:?}");
+    assert!(said[2].0.starts_with(WENT_AWAY), "{said:?}");
+    assert!(
+        said[2].1.to_ascii_lowercase().contains("certificate"),
+        "{said:?}"
+    );
+    let stored = redis.contents().await;
+    assert_eq!(
+        stored.len(),
+        1,
+        "the one replica that connected counted: {stored:?}"
+    );
+    assert!(stored[0].key.starts_with("twc:v1:rate:user:"));
+}
+
+#[tokio::test]
+async fn check_config_shows_redis_url_without_its_password_and_refuses_a_bad_one() {
+    let env = |url: &str| {
+        let mut env = test_env("https://project-ref.supabase.co");
+        env.push(("REDIS_URL", url.to_owned()));
+        env
+    };
+    let (code, stdout, stderr) = process::run(
+        &["check-config"],
+        &env("rediss://default:s3cr3t-redis-pa55@cache.example.com:6380/1"),
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("REDIS_URL              = rediss://default:***@cache.example.com:6380/1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("REDIS_COMMAND_TIMEOUT_MS = 50"), "{stdout}");
+
+    for bad in [
+        "cache.example.com:6379",
+        "https://:s3cr3t-redis-pa55@cache.example.com",
+        "rediss://:s3cr3t-redis-pa55@cache.example.com/#insecure",
+    ] {
+        let (code, stdout, stderr) = process::run(&["check-config"], &env(bad)).await;
+        assert_eq!(code, 2, "{bad}: {stdout}");
+        assert!(stderr.contains("REDIS_URL"), "{bad}: {stderr}");
+        assert!(stderr.contains("set it to redis://"), "{bad}: {stderr}");
+        assert!(!stderr.contains("s3cr3t-redis-pa55"), "{bad}: {stderr}");
+    }
+    let (_, stdout, _) = process::run(
+        &["check-config"],
+        &test_env("https://project-ref.supabase.co"),
+    )
+    .await;
+    assert!(
+        stdout.contains("REDIS_URL              = not set"),
+        "{stdout}"
+    );
+}
