@@ -16,7 +16,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const HTTP_REQUESTS: &str = "http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
-pub const TOKEN_REJECTIONS: &str = "token_rejections_total";
+pub const REQUESTS_REFUSED: &str = "requests_refused_total";
+/// The name `requests_refused_total` had until it counted more than tokens; still emitted, with
+/// the same series, for one release so dashboards can move.
+pub const TOKEN_REJECTIONS_DEPRECATED: &str = "token_rejections_total";
 pub const JWKS_FETCHES: &str = "jwks_fetches_total";
 pub const JWKS_KEY_SET_AGE: &str = "jwks_key_set_age_seconds";
 pub const JWKS_KEYS: &str = "jwks_keys";
@@ -77,8 +80,12 @@ fn describe() {
         "Time to answer an HTTP request, by route template and method"
     );
     describe_counter!(
-        TOKEN_REJECTIONS,
+        REQUESTS_REFUSED,
         "Requests turned away on purpose, by reason: token and policy refusals, rate limits, size limits, load shedding, session checks"
+    );
+    describe_counter!(
+        TOKEN_REJECTIONS_DEPRECATED,
+        "Deprecated, removed in the next release: the same as requests_refused_total"
     );
     describe_counter!(
         JWKS_FETCHES,
@@ -164,8 +171,10 @@ pub fn http_request(route: &str, method: &'static str, status: u16, elapsed: Dur
         .insert((method, status), handles);
 }
 
-pub fn token_rejected(reason: &'static str) {
-    counter!(TOKEN_REJECTIONS, "reason" => reason).increment(1);
+/// A request turned away on purpose; `reason` is a token rejection's or the error's code.
+pub fn request_refused(reason: &'static str) {
+    counter!(REQUESTS_REFUSED, "reason" => reason).increment(1);
+    counter!(TOKEN_REJECTIONS_DEPRECATED, "reason" => reason).increment(1);
 }
 
 pub fn jwks_fetched(succeeded: bool) {

@@ -336,3 +336,24 @@ async fn without_configured_origins_there_is_no_cross_origin_access() {
             .contains_key(ACCESS_CONTROL_ALLOW_ORIGIN)
     );
 }
+
+#[tokio::test]
+async fn head_gets_405_with_allow_like_any_other_method() {
+    let app = TestApp::spawn().await;
+    let token = sign_hs256(&app.claims());
+    let response = app
+        .credentials_with_header(Method::HEAD, Some(&format!("Bearer {token}")))
+        .await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET,POST");
+    assert!(!response.headers().contains_key(WWW_AUTHENTICATE));
+    // The same answer as another method's, without the body a HEAD never gets.
+    let put = app.credentials_with_header(Method::PUT, None).await;
+    assert_eq!(put.headers()["allow"], "GET,POST");
+    let (_, body) = error_body(put).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("use GET or POST"),
+        "{body}"
+    );
+    assert!(response.bytes().await.unwrap().is_empty());
+}

@@ -226,3 +226,34 @@ async fn a_request_that_outlives_the_request_timeout_gets_a_503_in_the_error_sha
     let (status, body) = error_body(response).await;
     assert_eq!((status, body["code"].as_str()), (503, Some("timeout")));
 }
+
+#[tokio::test]
+async fn concurrent_refreshes_share_one_fetch_and_only_a_success_starts_a_generation() {
+    use telnyx_webrtc_credentials::auth::TokenVerifier;
+    use telnyx_webrtc_credentials::config::{Config, lookup_from};
+
+    let supabase = FakeSupabase::start(&[&keys().es256]).await;
+    let env = test_env(&supabase.url);
+    let config =
+        Config::from_lookup(lookup_from(env.iter().map(|(k, v)| (*k, v.as_str())))).unwrap();
+    let verifier = TokenVerifier::new(&config.auth);
+    let store = verifier.key_store().unwrap();
+    assert_eq!(store.generation(), 0);
+    supabase.set_delay(Duration::from_millis(300));
+
+    let refreshes = |count| join_all((0..count).map(|_| store.refresh()));
+    // The first takes the fetch; the others wait on it and take its outcome.
+    assert_eq!(refreshes(5).await, [true; 5]);
+    assert_eq!(supabase.fetches(), 1);
+    assert_eq!(store.generation(), 1);
+
+    supabase.set_failing(true);
+    assert_eq!(refreshes(5).await, [false; 5]);
+    assert_eq!(supabase.fetches(), 2);
+    assert_eq!(store.generation(), 1, "a failed fetch keeps the key set");
+    assert!(store.snapshot().get(&keys().es256.kid).is_some());
+
+    supabase.set_failing(false);
+    assert!(store.refresh().await);
+    assert_eq!((supabase.fetches(), store.generation()), (3, 2));
+}

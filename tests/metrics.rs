@@ -157,3 +157,45 @@ async fn rate_limited_requests_are_counted_as_rejections() {
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn refusals_are_counted_by_reason_under_the_new_name_and_the_deprecated_one() {
+    let _turn = take_turn().await;
+    let app = TestApp::spawn_with(Options {
+        env: vec![("MAX_REQUEST_BODY_BYTES", "16".into())],
+        ..Options::default()
+    })
+    .await;
+    let mut expired = app.claims();
+    expired["exp"] = json!(now_secs() - 3600);
+    let before = scrape(&app.address).await;
+
+    assert_eq!(app.status_for(&sign_hs256(&expired)).await, 401);
+    let large_body = app
+        .client
+        .post(format!("{}/credentials", app.address))
+        .bearer_auth(sign_hs256(&app.claims()))
+        .body("x".repeat(17))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(large_body.status(), 413);
+    let after = scrape(&app.address).await;
+
+    let grew = |series: &str| value(&after, series) - value(&before, series);
+    // Not only tokens: a body over the limit is a refusal too, with its error code as reason.
+    for reason in ["expired", "payload_too_large"] {
+        for name in ["requests_refused_total", "token_rejections_total"] {
+            assert_eq!(
+                grew(&format!("{name}{{reason=\"{reason}\"}}")),
+                1.0,
+                "{name} {reason}: {after}"
+            );
+        }
+    }
+    assert!(after.contains("# HELP requests_refused_total"), "{after}");
+    assert!(
+        after.contains("# HELP token_rejections_total Deprecated"),
+        "{after}"
+    );
+}

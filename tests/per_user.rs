@@ -383,21 +383,35 @@ async fn delete_is_not_allowed_in_static_mode() {
     assert_eq!(body["code"], "method_not_allowed");
 }
 
-#[tokio::test]
-async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
-    let keys = keys();
-    let supabase = FakeSupabase::start(&[&keys.es256]).await;
-    let telnyx = FakeTelnyx::start().await;
+/// The binary itself in per_user mode against `telnyx`, logging JSON lines (with `extra`
+/// variables), its address, and an HS256 token of `user_id`.
+async fn serve_with_json_logs(
+    telnyx: &FakeTelnyx,
+    extra: &[(&'static str, &str)],
+    user_id: &str,
+) -> (Process, String, String) {
+    let supabase = FakeSupabase::start(&[&keys().es256]).await;
     let mut env = test_env(&supabase.url);
     env.extend(telnyx.env());
     env.push(("LOG_FORMAT", "json".into()));
-    env.push(("RUST_LOG", "debug".into()));
-    let mut service = Process::start(&["serve"], &env);
+    env.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    let service = Process::start(&["serve"], &env);
     let address = service.address().await;
-    let client = reqwest::Client::new();
     let mut claims = user_claims(&supabase.issuer());
-    claims["sub"] = json!("user-logs");
-    let token = sign_hs256(&claims);
+    claims["sub"] = json!(user_id);
+    (service, address, sign_hs256(&claims))
+}
+
+#[tokio::test]
+async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
+    let telnyx = FakeTelnyx::start().await;
+    let (mut service, address, token) =
+        serve_with_json_logs(&telnyx, &[("RUST_LOG", "debug")], "user-logs").await;
+    let client = reqwest::Client::new();
     let get = || {
         client
             .get(format!("{address}/credentials"))
@@ -462,4 +476,96 @@ async fn the_api_key_sip_passwords_and_login_tokens_stay_out_of_debug_logs() {
     assert_eq!(audit[0]["user_id"], "user-logs");
     assert_eq!(audit[1]["mode"], "per_user");
     assert_eq!(audit[1]["user_id"], "user-logs");
+}
+
+#[tokio::test]
+async fn head_is_refused_without_an_audit_line_and_a_delete_of_nothing_is_not_counted() {
+    let telnyx = FakeTelnyx::start().await;
+    let (mut service, address, token) = serve_with_json_logs(&telnyx, &[], "user-head").await;
+    let client = reqwest::Client::new();
+    let credentials = format!("{address}/credentials");
+    let revoked = || async {
+        let text = client
+            .get(format!("{address}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = text
+            .lines()
+            .find(|line| line.starts_with("credentials_revoked_total "));
+        line.map_or(0.0, |line| {
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        })
+    };
+
+    // HEAD is a method /credentials does not serve: no token check, no Telnyx credential.
+    let head = client
+        .head(&credentials)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 405);
+    assert_eq!(head.headers()["allow"], "GET,POST,DELETE");
+    assert!(telnyx.credentials().is_empty());
+    assert_eq!(telnyx.total_requests(), 0);
+    // The sentence names every method this mode serves, as `Allow` does.
+    let put = client.put(&credentials).send().await.unwrap();
+    assert_eq!(put.headers()["allow"], "GET,POST,DELETE");
+    let (status, body) = error_body(put).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("GET, POST or DELETE"),
+        "{body}"
+    );
+
+    // Nothing to delete yet: 204, but no revocation counted or audited.
+    let delete = || client.delete(&credentials).bearer_auth(&token).send();
+    assert_eq!(delete().await.unwrap().status(), 204);
+    assert_eq!(revoked().await, 0.0);
+    let issued = client.get(&credentials).bearer_auth(&token).send().await;
+    assert_eq!(issued.unwrap().status(), 200);
+    assert_eq!(delete().await.unwrap().status(), 204);
+    assert!(telnyx.credentials().is_empty());
+    assert_eq!(revoked().await, 1.0);
+
+    service.signal("-TERM");
+    assert_eq!(service.exit_code().await, 0);
+    let logs = service.text();
+    let finished: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["message"] == "finished processing request")
+        .filter(|event| event["path"] == "/credentials")
+        .collect();
+    let lines: Vec<(&str, u64, Option<&str>)> = finished
+        .iter()
+        .map(|event| {
+            (
+                event["method"].as_str().unwrap(),
+                event["status"].as_u64().unwrap(),
+                event["audit"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("HEAD", 405, None),
+            ("PUT", 405, None),
+            ("DELETE", 204, None),
+            ("GET", 200, Some("credential_issued")),
+            ("DELETE", 204, Some("credential_revoked")),
+        ],
+        "{logs}"
+    );
 }

@@ -1,13 +1,20 @@
 //! The cache of Supabase's asymmetric signing keys, fetched from the project's JWKS endpoint.
 //!
-//! Reads are a lock-free-in-practice snapshot (`Arc<KeySet>` behind a briefly held `RwLock`).
-//! Fetches are serialised by one async mutex, so concurrent requests with an unknown `kid` share
-//! a single fetch, and a flood of made-up `kid`s costs at most one fetch per
-//! `min_refetch_interval`. A failed fetch never replaces the last good keys.
+//! Its state is two values:
+//! - the current [`KeySet`], which readers take (an `Arc`, behind a briefly held lock) without
+//!   ever waiting on a fetch. A fetch that succeeds replaces it whole, with the next generation
+//!   number; one that fails leaves it, so the last good keys stay in use;
+//! - the last fetch (when it finished, and whether it succeeded), behind an async mutex that a
+//!   fetch holds from start to end, so there is at most one fetch at a time.
+//!
+//! Whoever takes the mutex fetches, unless:
+//! - a fetch finished after they asked: they waited on it, and take its outcome (concurrent
+//!   misses share one fetch);
+//! - for an unknown `kid`, the last fetch finished less than `min_refetch_interval` ago (a flood
+//!   of made-up `kid`s costs at most one fetch per interval).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
@@ -26,12 +33,21 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 pub struct KeySet {
     keys: HashMap<String, Arc<VerificationKey>>,
     fetched_at: Option<Instant>,
+    /// 0 before the first successful fetch, then one more with each.
+    generation: u64,
 }
 
 impl KeySet {
     pub fn get(&self, kid: &str) -> Option<Arc<VerificationKey>> {
         self.keys.get(kid).cloned()
     }
+}
+
+/// The outcome of the latest fetch, whatever it was.
+#[derive(Clone, Copy)]
+struct LastFetch {
+    finished: Instant,
+    succeeded: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,14 +89,8 @@ pub struct KeyStore {
     /// Builds the `Validation` for a key's algorithm, so claim rules stay in one place.
     make_key: Box<dyn Fn(Algorithm, DecodingKey) -> VerificationKey + Send + Sync>,
     current: RwLock<Arc<KeySet>>,
-    /// Serialises fetches; holds when the last fetch (of any outcome) started.
-    fetching: tokio::sync::Mutex<Option<Instant>>,
-    /// Counts finished fetch attempts, so a waiter can tell that someone fetched for it.
-    attempts: AtomicU64,
-    /// Whether the latest finished fetch succeeded, for callers that shared it.
-    last_fetch_succeeded: AtomicBool,
-    /// Counts successful fetches; see [`KeyStore::generation`].
-    generation: AtomicU64,
+    /// Held for the whole of a fetch; `None` before the first one.
+    last_fetch: tokio::sync::Mutex<Option<LastFetch>>,
 }
 
 impl KeyStore {
@@ -98,10 +108,7 @@ impl KeyStore {
             timing,
             make_key: Box::new(make_key),
             current: RwLock::new(Arc::new(KeySet::default())),
-            fetching: tokio::sync::Mutex::new(None),
-            attempts: AtomicU64::new(0),
-            last_fetch_succeeded: AtomicBool::new(false),
-            generation: AtomicU64::new(0),
+            last_fetch: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -109,20 +116,21 @@ impl KeyStore {
         &self.url
     }
 
-    pub fn snapshot(&self) -> Arc<KeySet> {
+    fn current(&self) -> RwLockReadGuard<'_, Arc<KeySet>> {
         self.current
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+    }
+
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        self.current().clone()
     }
 
     /// Which key set is current: 0 before the first successful fetch, then one more with each.
-    /// It changes only after the new keys are in place, so whoever reads generation `g` and
-    /// then looks a key up gets a key from generation `g` or later. A cached verification is
-    /// only as good as its key set (see `auth::cache`), and a lock-free read keeps the cache's
-    /// hits off the key set's lock.
+    /// A cached verification is only as good as its key set (see `auth::cache`). Whoever reads
+    /// generation `g` and then looks a key up gets a key of generation `g` or later.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.current().generation
     }
 
     pub fn status(&self) -> KeyStoreStatus {
@@ -142,29 +150,28 @@ impl KeyStore {
         if let Some(key) = self.snapshot().get(kid) {
             return Some(key);
         }
-        let attempts_before = self.attempts.load(Ordering::Acquire);
-        let mut last_started = self.fetching.lock().await;
-        let someone_fetched_meanwhile = self.attempts.load(Ordering::Acquire) != attempts_before;
-        let fetched_recently =
-            last_started.is_some_and(|at| at.elapsed() < self.timing.min_refetch_interval);
-        if !someone_fetched_meanwhile && !fetched_recently {
+        let missed_at = Instant::now();
+        let mut last_fetch = self.last_fetch.lock().await;
+        let due = last_fetch.is_none_or(|last| {
+            last.finished < missed_at && last.finished.elapsed() >= self.timing.min_refetch_interval
+        });
+        if due {
             tracing::debug!(kid, "unknown key id: fetching the signing keys again");
-            // The outcome is logged inside; the lookup below answers either way.
-            let _ = self.fetch_locked(&mut last_started).await;
+            self.fetch_locked(&mut last_fetch).await;
         }
-        drop(last_started);
+        drop(last_fetch);
         self.snapshot().get(kid)
     }
 
-    /// Fetches the key set now, unless another fetch is running (then shares its outcome).
-    /// True when the fetch succeeded.
+    /// Fetches the key set now, unless a fetch finished while this call waited for the running
+    /// one (then shares its outcome). True when the fetch succeeded.
     pub async fn refresh(&self) -> bool {
-        let attempts_before = self.attempts.load(Ordering::Acquire);
-        let mut last_started = self.fetching.lock().await;
-        if self.attempts.load(Ordering::Acquire) != attempts_before {
-            return self.last_fetch_succeeded.load(Ordering::Acquire);
+        let asked_at = Instant::now();
+        let mut last_fetch = self.last_fetch.lock().await;
+        match *last_fetch {
+            Some(last) if last.finished >= asked_at => last.succeeded,
+            _ => self.fetch_locked(&mut last_fetch).await,
         }
-        self.fetch_locked(&mut last_started).await.is_ok()
     }
 
     /// Keeps the key set fresh for as long as the service runs: at once, then every
@@ -180,36 +187,42 @@ impl KeyStore {
         }
     }
 
-    async fn fetch_locked(&self, last_started: &mut Option<Instant>) -> Result<(), JwksError> {
-        *last_started = Some(Instant::now());
+    /// Fetches with the mutex held, and records the outcome in `last_fetch`. True when the fetch
+    /// succeeded; the outcome is logged either way.
+    async fn fetch_locked(&self, last_fetch: &mut Option<LastFetch>) -> bool {
         let outcome = self.fetch().await;
-        self.last_fetch_succeeded
-            .store(outcome.is_ok(), Ordering::Release);
-        crate::metrics::jwks_fetched(outcome.is_ok());
-        self.attempts.fetch_add(1, Ordering::AcqRel);
+        let succeeded = outcome.is_ok();
+        crate::metrics::jwks_fetched(succeeded);
         match outcome {
             Ok(keys) => {
-                if keys.keys.is_empty() {
+                if keys.is_empty() {
                     tracing::warn!(url = %self.url, "the JWKS holds no usable signing keys: only HS256 tokens (SUPABASE_JWT_SECRET) can be verified");
                 } else {
-                    tracing::info!(url = %self.url, keys = keys.keys.len(), "fetched the Supabase signing keys");
+                    tracing::info!(url = %self.url, keys = keys.len(), "fetched the Supabase signing keys");
                 }
-                *self
+                let mut current = self
                     .current
                     .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(keys);
-                self.generation.fetch_add(1, Ordering::Release);
-                Ok(())
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                *current = Arc::new(KeySet {
+                    keys,
+                    fetched_at: Some(Instant::now()),
+                    generation: current.generation + 1,
+                });
             }
             Err(error) => {
                 let kept = self.snapshot().keys.len();
                 tracing::warn!(%error, kept_keys = kept, "could not fetch the Supabase signing keys; keeping the last good ones");
-                Err(error)
             }
         }
+        *last_fetch = Some(LastFetch {
+            finished: Instant::now(),
+            succeeded,
+        });
+        succeeded
     }
 
-    async fn fetch(&self) -> Result<KeySet, JwksError> {
+    async fn fetch(&self) -> Result<HashMap<String, Arc<VerificationKey>>, JwksError> {
         let document = download(&self.client, &self.url).await?;
         let mut keys = HashMap::new();
         for raw in document.keys {
@@ -223,10 +236,7 @@ impl KeyStore {
                 }
             }
         }
-        Ok(KeySet {
-            keys,
-            fetched_at: Some(Instant::now()),
-        })
+        Ok(keys)
     }
 }
 

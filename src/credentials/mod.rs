@@ -245,10 +245,11 @@ impl CredentialSource {
         }
     }
 
-    /// Deletes the user's own credential, so every token minted for it stops working.
-    pub async fn revoke(&self, user_id: &str) -> Result<(), CredentialError> {
+    /// Deletes the user's own credential, so every token minted for it stops working. False
+    /// when there was nothing to delete.
+    pub async fn revoke(&self, user_id: &str) -> Result<bool, CredentialError> {
         match self {
-            CredentialSource::Static(_) => Ok(()),
+            CredentialSource::Static(_) => Ok(false),
             CredentialSource::PerUser(source) => source.revoke(user_id).await,
         }
     }

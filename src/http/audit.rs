@@ -1,5 +1,5 @@
 //! The access log, which is also the audit trail: exactly one line per request, `finished
-//! processing request`, with `status` and `latency`. A request that issued or revoked a
+//! processing request`, with `status` and `latency_ms` (a number, fractional milliseconds). A request that issued or revoked a
 //! credential adds the audit fields to its line (`audit=credential_issued` with `email`, `mode`,
 //! `sip_username`, `expires_at`; `audit=credential_revoked`), and a refused request's line is a
 //! `warn` with `audit=request_refused`, `code`.
@@ -48,7 +48,7 @@ pub struct AccessLog;
 impl<B> OnResponse<B> for AccessLog {
     fn on_response(self, response: &Response<B>, latency: Duration, _: &tracing::Span) {
         let status = response.status().as_u16();
-        let latency = Micros(latency);
+        let latency_ms = latency.as_secs_f64() * 1000.0;
         let extensions = response.extensions();
         match (extensions.get::<Audit>(), extensions.get::<Refusal>()) {
             (
@@ -61,7 +61,7 @@ impl<B> OnResponse<B> for AccessLog {
                 _,
             ) => tracing::info!(
                 status,
-                %latency,
+                latency_ms,
                 audit = "credential_issued",
                 email = claims.email.as_deref(),
                 mode,
@@ -71,7 +71,7 @@ impl<B> OnResponse<B> for AccessLog {
             ),
             (Some(Audit::CredentialRevoked { claims, mode }), _) => tracing::info!(
                 status,
-                %latency,
+                latency_ms,
                 audit = "credential_revoked",
                 email = claims.email.as_deref(),
                 mode,
@@ -79,21 +79,12 @@ impl<B> OnResponse<B> for AccessLog {
             ),
             (None, Some(Refusal(code))) => tracing::warn!(
                 status,
-                %latency,
+                latency_ms,
                 audit = "request_refused",
                 code,
                 "finished processing request"
             ),
-            (None, None) => tracing::info!(status, %latency, "finished processing request"),
+            (None, None) => tracing::info!(status, latency_ms, "finished processing request"),
         }
-    }
-}
-
-/// `740 μs`, as tower-http's default access line writes it.
-struct Micros(Duration);
-
-impl std::fmt::Display for Micros {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} μs", self.0.as_micros())
     }
 }

@@ -9,16 +9,14 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use axum::http::{Extensions, HeaderMap, Request, Response};
-
-use super::around::Around;
+use axum::http::{Extensions, HeaderMap, Request};
 
 /// The client's address; `None` only where no connection exists (in-process tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
 impl ClientAddr {
-    /// What [`RecordClientAddr`] found for this request.
+    /// What [`record`] found for this request.
     pub fn of(extensions: &Extensions) -> Self {
         extensions.get::<Self>().copied().unwrap_or_default()
     }
@@ -34,31 +32,22 @@ impl fmt::Display for ClientAddr {
     }
 }
 
-/// Middleware: records the [`ClientAddr`] in the request's extensions.
-#[derive(Clone, Copy)]
-pub struct RecordClientAddr {
-    /// `TRUST_PROXY_HEADERS`.
-    pub trust_proxy_headers: bool,
-}
-
-impl Around for RecordClientAddr {
-    type Noted = ();
-
-    fn request<B>(&self, request: &mut Request<B>) {
+/// The request step of a `MapRequestLayer`: records the [`ClientAddr`] in the request's
+/// extensions. `trust_proxy_headers` is `TRUST_PROXY_HEADERS`.
+pub fn record<B>(trust_proxy_headers: bool) -> impl Fn(Request<B>) -> Request<B> + Clone {
+    move |mut request| {
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(peer)| peer.ip());
-        let forwarded = self
-            .trust_proxy_headers
+        let forwarded = trust_proxy_headers
             .then(|| last_forwarded_for(request.headers()))
             .flatten();
         request
             .extensions_mut()
             .insert(ClientAddr(forwarded.or(peer)));
+        request
     }
-
-    fn response<B>((): (), _: &mut Response<B>) {}
 }
 
 /// The last address in `X-Forwarded-For`, across repeated header lines.

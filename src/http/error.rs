@@ -14,59 +14,64 @@ use crate::credentials::CredentialError;
 use crate::metrics;
 use crate::ratelimit::RateLimited;
 
+/// Every way a request can fail. How each is answered (status, code, sentence, and whether it
+/// counts as a refusal) is its row in the error table below.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 401: no `Authorization: Bearer` token came with the request.
+    /// No `Authorization: Bearer` token came with the request.
     #[error("no bearer token")]
     MissingToken,
-    /// 401: a token came but was refused; the reason is logged at debug, never returned.
+    /// A token came but was refused; the reason is logged at debug, never returned.
     #[error("token rejected: {0}")]
     InvalidToken(TokenRejection),
-    /// 403: the token is valid but its user may not have phone credentials.
+    /// The token is valid but its user may not have phone credentials.
     #[error("user refused: {0}")]
     Forbidden(PolicyRefusal),
-    /// 401: Supabase says the token's session was signed out or its user deleted.
+    /// Supabase says the token's session was signed out or its user deleted.
     #[error("session revoked: {0}")]
     SessionRevoked(String),
-    /// 429: over `RATE_LIMIT_PER_USER` or `RATE_LIMIT_PER_IP`; `Retry-After` says when to retry.
+    /// Over `RATE_LIMIT_PER_USER` or `RATE_LIMIT_PER_IP`; `Retry-After` says when to retry.
     #[error("rate limited")]
     RateLimited(RateLimited),
-    /// 413: the body is over `MAX_REQUEST_BODY_BYTES`.
+    /// The body is over `MAX_REQUEST_BODY_BYTES`.
     #[error("request body too large")]
     PayloadTooLarge,
-    /// 431: the headers are over `MAX_REQUEST_HEADER_BYTES`.
+    /// The headers are over `MAX_REQUEST_HEADER_BYTES`.
     #[error("request headers too large")]
     HeadersTooLarge,
-    /// 503: `MAX_CONCURRENT_REQUESTS` are already in flight; refused at once, never queued.
+    /// `MAX_CONCURRENT_REQUESTS` are already in flight; refused at once, never queued.
     #[error("overloaded")]
     Overloaded,
-    /// 503: the remote session check could not get an answer; never an accept. The cause is
+    /// The remote session check could not get an answer; never an accept. The cause is
     /// logged where it arose.
     #[error("session check unavailable: {0}")]
     SessionCheckUnavailable(String),
-    /// 404: no such route.
+    /// No such route.
     #[error("no such route")]
     NotFound,
-    /// 405: the route exists but not for this method.
+    /// The route exists but not for this method. The sentence names the methods of
+    /// `/credentials`, which has `DELETE` too when its credentials are `revocable` (per_user
+    /// mode).
     #[error("method not allowed")]
-    MethodNotAllowed,
-    /// 503: the request outlived `REQUEST_TIMEOUT_SECS`.
+    MethodNotAllowed { revocable: bool },
+    /// The request outlived `REQUEST_TIMEOUT_SECS`.
     #[error("request timed out")]
     Timeout,
-    /// 503 with `Retry-After`: Telnyx cannot be reached or keeps failing; the cause is logged.
+    /// Telnyx cannot be reached or keeps failing: the answer carries `Retry-After`, and the
+    /// cause is logged.
     #[error("Telnyx unavailable: {cause}")]
     TelnyxUnavailable {
         cause: String,
         retry_after: Duration,
     },
-    /// 500: Telnyx refuses this service's API key or requests; the operator must act, and the
+    /// Telnyx refuses this service's API key or requests; the operator must act, and the
     /// log says how.
     #[error("Telnyx misconfigured: {0}")]
     TelnyxMisconfigured(String),
-    /// 502: Telnyx answered in a shape its API reference does not describe.
+    /// Telnyx answered in a shape its API reference does not describe.
     #[error("bad answer from Telnyx: {0}")]
     TelnyxBadResponse(String),
-    /// 500: anything else; the body stays generic and the cause goes to the log.
+    /// Anything else; the body stays generic and the cause goes to the log.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -86,132 +91,145 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Copy)]
 pub struct Refusal(pub &'static str);
 
-impl ApiError {
-    /// Whether the request was turned away on purpose (as opposed to a missing route, a slow
-    /// request or a bug): their log line is a `warn` with `audit=request_refused`.
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            ApiError::MissingToken
-                | ApiError::InvalidToken(_)
-                | ApiError::Forbidden(_)
-                | ApiError::SessionRevoked(_)
-                | ApiError::RateLimited(_)
-                | ApiError::PayloadTooLarge
-                | ApiError::HeadersTooLarge
-                | ApiError::Overloaded
-                | ApiError::SessionCheckUnavailable(_)
-        )
-    }
-
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::MissingToken | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::SessionRevoked(_) => StatusCode::UNAUTHORIZED,
-            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ApiError::Overloaded | ApiError::SessionCheckUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Timeout | ApiError::TelnyxUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::TelnyxMisconfigured(_) | ApiError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-            ApiError::TelnyxBadResponse(_) => StatusCode::BAD_GATEWAY,
-        }
-    }
-
+/// How the API answers one kind of error: a row of the error table below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Description {
+    pub status: StatusCode,
     /// The stable, machine-readable code clients switch on.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::MissingToken => "missing_token",
-            ApiError::InvalidToken(TokenRejection::Expired) => "token_expired",
-            ApiError::InvalidToken(_) => "invalid_token",
-            ApiError::Forbidden(refusal) => refusal.code(),
-            ApiError::SessionRevoked(_) => "session_revoked",
-            ApiError::RateLimited(_) => "rate_limited",
-            ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::HeadersTooLarge => "headers_too_large",
-            ApiError::Overloaded => "overloaded",
-            ApiError::SessionCheckUnavailable(_) => "session_check_unavailable",
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Timeout => "timeout",
-            ApiError::TelnyxUnavailable { .. } => "telnyx_unavailable",
-            ApiError::TelnyxMisconfigured(_) => "telnyx_misconfigured",
-            ApiError::TelnyxBadResponse(_) => "telnyx_bad_response",
-            ApiError::Internal(_) => "internal_error",
-        }
-    }
-
+    pub code: &'static str,
+    /// Whether the request was turned away on purpose (as opposed to a missing route, a slow
+    /// request or a bug): its log line is a `warn` with `audit=request_refused`, and it is
+    /// counted in `requests_refused_total`.
+    pub refusal: bool,
     /// A sentence the person in front of the app can act on. Never carries request data.
-    pub fn message(&self) -> &'static str {
-        match self {
-            ApiError::MissingToken => {
-                "Sign in first: send your Supabase access token as 'Authorization: Bearer <token>'."
+    pub message: &'static str,
+}
+
+/// Writes the error table as [`ApiError::describe`] and [`ApiError::every_kind`]. Each row is
+/// `pattern = example => description`: the variants the row describes, one value of them for
+/// the OpenAPI document, and how the API answers them. `describe` is a `match` without a
+/// wildcard arm, so a new variant does not compile until it has a row, and every row's example
+/// is listed, so the document names every code with its sentence.
+macro_rules! error_table {
+    ($($pattern:pat = $example:expr => $description:expr;)+) => {
+        impl ApiError {
+            /// This error's row of the table.
+            pub fn describe(&self) -> Description {
+                match self {
+                    $($pattern => $description,)+
+                }
             }
-            ApiError::InvalidToken(TokenRejection::Expired) => {
-                "Your session has expired: refresh it (supabase.auth.getSession()) and try again."
-            }
-            ApiError::InvalidToken(_) => {
-                "The access token was not accepted: sign in again and send the new session's access_token."
-            }
-            ApiError::Forbidden(PolicyRefusal::AnonymousUser) => {
-                "Guest (anonymous) sessions cannot get phone credentials: sign in with an account."
-            }
-            ApiError::Forbidden(PolicyRefusal::RoleNotAllowed(_)) => {
-                "Only a signed-in user's access token can get phone credentials; project API keys (anon, service_role) cannot."
-            }
-            ApiError::Forbidden(PolicyRefusal::Aal2Required) => {
-                "Phone credentials need a multi-factor session: verify your second factor (supabase.auth.mfa) and try again."
-            }
-            ApiError::Forbidden(PolicyRefusal::EmailDomainNotAllowed) => {
-                "Phone credentials are only for accounts with an approved email domain: sign in with your work account."
-            }
-            ApiError::Forbidden(PolicyRefusal::ClaimRequirementNotMet(_)) => {
-                "Your account is not enabled for calling: ask an administrator to enable it, then sign in again."
-            }
-            ApiError::SessionRevoked(_) => {
-                "Your session has ended (signed out, or the account was removed): sign in again."
-            }
-            ApiError::RateLimited(_) => {
-                "Too many credential requests: wait the number of seconds in the Retry-After header, then try again."
-            }
-            ApiError::PayloadTooLarge => {
-                "The request body is too large: /credentials needs no body."
-            }
-            ApiError::HeadersTooLarge => {
-                "The request headers are too large: send the Authorization header and the usual browser headers only."
-            }
-            ApiError::Overloaded => "The service is busy: try again in a moment.",
-            ApiError::SessionCheckUnavailable(_) => {
-                "Your session could not be confirmed with the sign-in service: try again in a moment."
-            }
-            ApiError::NotFound => "There is nothing here: the credentials are at /credentials.",
-            ApiError::MethodNotAllowed => {
-                "This method is not allowed here: use GET or POST on /credentials."
-            }
-            ApiError::Timeout => "The request took too long: try again in a moment.",
-            ApiError::TelnyxUnavailable { .. } => {
-                "The phone service (Telnyx) is not answering right now: try again in a minute."
-            }
-            ApiError::TelnyxMisconfigured(_) => {
-                "Phone credentials cannot be issued because this service's Telnyx settings are wrong: please tell the site's operator."
-            }
-            ApiError::TelnyxBadResponse(_) => {
-                "The phone service (Telnyx) sent an answer we could not use: try again, and contact support if it keeps happening."
-            }
-            ApiError::Internal(_) => {
-                "Something went wrong on our side: try again, and contact support if it keeps happening."
+
+            /// One error of every row, in the table's order.
+            pub fn every_kind() -> Vec<ApiError> {
+                vec![$($example),+]
             }
         }
-    }
+    };
+}
+
+error_table! {
+    ApiError::MissingToken = ApiError::MissingToken => Description {
+        status: StatusCode::UNAUTHORIZED, code: "missing_token", refusal: true,
+        message: "Sign in first: send your Supabase access token as 'Authorization: Bearer <token>'.",
+    };
+    ApiError::InvalidToken(TokenRejection::Expired) =
+        ApiError::InvalidToken(TokenRejection::Expired) => Description {
+        status: StatusCode::UNAUTHORIZED, code: "token_expired", refusal: true,
+        message: "Your session has expired: refresh it (supabase.auth.getSession()) and try again.",
+    };
+    ApiError::InvalidToken(_) = ApiError::InvalidToken(TokenRejection::Malformed) => Description {
+        status: StatusCode::UNAUTHORIZED, code: "invalid_token", refusal: true,
+        message: "The access token was not accepted: sign in again and send the new session's access_token.",
+    };
+    ApiError::Forbidden(policy @ PolicyRefusal::AnonymousUser) =
+        ApiError::Forbidden(PolicyRefusal::AnonymousUser) => Description {
+        status: StatusCode::FORBIDDEN, code: policy.code(), refusal: true,
+        message: "Guest (anonymous) sessions cannot get phone credentials: sign in with an account.",
+    };
+    ApiError::Forbidden(policy @ PolicyRefusal::RoleNotAllowed(_)) =
+        ApiError::Forbidden(PolicyRefusal::RoleNotAllowed(String::new())) => Description {
+        status: StatusCode::FORBIDDEN, code: policy.code(), refusal: true,
+        message: "Only a signed-in user's access token can get phone credentials; project API keys (anon, service_role) cannot.",
+    };
+    ApiError::Forbidden(policy @ PolicyRefusal::Aal2Required) =
+        ApiError::Forbidden(PolicyRefusal::Aal2Required) => Description {
+        status: StatusCode::FORBIDDEN, code: policy.code(), refusal: true,
+        message: "Phone credentials need a multi-factor session: verify your second factor (supabase.auth.mfa) and try again.",
+    };
+    ApiError::Forbidden(policy @ PolicyRefusal::EmailDomainNotAllowed) =
+        ApiError::Forbidden(PolicyRefusal::EmailDomainNotAllowed) => Description {
+        status: StatusCode::FORBIDDEN, code: policy.code(), refusal: true,
+        message: "Phone credentials are only for accounts with an approved email domain: sign in with your work account.",
+    };
+    ApiError::Forbidden(policy @ PolicyRefusal::ClaimRequirementNotMet(_)) =
+        ApiError::Forbidden(PolicyRefusal::ClaimRequirementNotMet(String::new())) => Description {
+        status: StatusCode::FORBIDDEN, code: policy.code(), refusal: true,
+        message: "Your account is not enabled for calling: ask an administrator to enable it, then sign in again.",
+    };
+    ApiError::SessionRevoked(_) = ApiError::SessionRevoked(String::new()) => Description {
+        status: StatusCode::UNAUTHORIZED, code: "session_revoked", refusal: true,
+        message: "Your session has ended (signed out, or the account was removed): sign in again.",
+    };
+    ApiError::RateLimited(_) =
+        ApiError::RateLimited(RateLimited { retry_after: Duration::ZERO }) => Description {
+        status: StatusCode::TOO_MANY_REQUESTS, code: "rate_limited", refusal: true,
+        message: "Too many credential requests: wait the number of seconds in the Retry-After header, then try again.",
+    };
+    ApiError::PayloadTooLarge = ApiError::PayloadTooLarge => Description {
+        status: StatusCode::PAYLOAD_TOO_LARGE, code: "payload_too_large", refusal: true,
+        message: "The request body is too large: /credentials needs no body.",
+    };
+    ApiError::HeadersTooLarge = ApiError::HeadersTooLarge => Description {
+        status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, code: "headers_too_large", refusal: true,
+        message: "The request headers are too large: send the Authorization header and the usual browser headers only.",
+    };
+    ApiError::Overloaded = ApiError::Overloaded => Description {
+        status: StatusCode::SERVICE_UNAVAILABLE, code: "overloaded", refusal: true,
+        message: "The service is busy: try again in a moment.",
+    };
+    ApiError::SessionCheckUnavailable(_) =
+        ApiError::SessionCheckUnavailable(String::new()) => Description {
+        status: StatusCode::SERVICE_UNAVAILABLE, code: "session_check_unavailable", refusal: true,
+        message: "Your session could not be confirmed with the sign-in service: try again in a moment.",
+    };
+    ApiError::NotFound = ApiError::NotFound => Description {
+        status: StatusCode::NOT_FOUND, code: "not_found", refusal: false,
+        message: "There is nothing here: the credentials are at /credentials.",
+    };
+    ApiError::MethodNotAllowed { revocable: false } =
+        ApiError::MethodNotAllowed { revocable: false } => Description {
+        status: StatusCode::METHOD_NOT_ALLOWED, code: "method_not_allowed", refusal: false,
+        message: "This method is not allowed here: use GET or POST on /credentials.",
+    };
+    ApiError::MethodNotAllowed { revocable: true } =
+        ApiError::MethodNotAllowed { revocable: true } => Description {
+        status: StatusCode::METHOD_NOT_ALLOWED, code: "method_not_allowed", refusal: false,
+        message: "This method is not allowed here: use GET, POST or DELETE on /credentials.",
+    };
+    ApiError::Timeout = ApiError::Timeout => Description {
+        status: StatusCode::SERVICE_UNAVAILABLE, code: "timeout", refusal: false,
+        message: "The request took too long: try again in a moment.",
+    };
+    ApiError::TelnyxUnavailable { .. } = ApiError::TelnyxUnavailable {
+        cause: String::new(),
+        retry_after: Duration::ZERO,
+    } => Description {
+        status: StatusCode::SERVICE_UNAVAILABLE, code: "telnyx_unavailable", refusal: false,
+        message: "The phone service (Telnyx) is not answering right now: try again in a minute.",
+    };
+    ApiError::TelnyxMisconfigured(_) = ApiError::TelnyxMisconfigured(String::new()) => Description {
+        status: StatusCode::INTERNAL_SERVER_ERROR, code: "telnyx_misconfigured", refusal: false,
+        message: "Phone credentials cannot be issued because this service's Telnyx settings are wrong: please tell the site's operator.",
+    };
+    ApiError::TelnyxBadResponse(_) = ApiError::TelnyxBadResponse(String::new()) => Description {
+        status: StatusCode::BAD_GATEWAY, code: "telnyx_bad_response", refusal: false,
+        message: "The phone service (Telnyx) sent an answer we could not use: try again, and contact support if it keeps happening.",
+    };
+    ApiError::Internal(_) = ApiError::Internal(String::new()) => Description {
+        status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal_error", refusal: false,
+        message: "Something went wrong on our side: try again, and contact support if it keeps happening.",
+    };
 }
 
 impl From<RateLimited> for ApiError {
@@ -254,18 +272,19 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        if self.is_refusal() {
-            metrics::token_rejected(match &self {
+        let described = self.describe();
+        if described.refusal {
+            metrics::request_refused(match &self {
                 ApiError::InvalidToken(rejection) => rejection.reason(),
-                _ => self.code(),
+                _ => described.code,
             });
         }
         let body = ErrorBody {
             success: false,
-            error: self.message(),
-            code: self.code(),
+            error: described.message,
+            code: described.code,
         };
-        let mut response = (self.status(), Json(body)).into_response();
+        let mut response = (described.status, Json(body)).into_response();
         // RFC 6750 §3: a challenge on every 401, with invalid_token when a token was refused.
         let challenge = match self {
             ApiError::MissingToken => Some("Bearer"),
@@ -292,9 +311,25 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(challenge),
             );
         }
-        if self.is_refusal() {
-            response.extensions_mut().insert(Refusal(self.code()));
+        if described.refusal {
+            response.extensions_mut().insert(Refusal(described.code));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// Each row's example lands on its own row: as many distinct descriptions as rows, so the
+    /// OpenAPI document, which lists the examples, names every code and sentence.
+    #[test]
+    fn every_row_of_the_error_table_is_listed_once() {
+        let examples = ApiError::every_kind();
+        let described: HashSet<Description> = examples.iter().map(ApiError::describe).collect();
+        assert_eq!(described.len(), examples.len());
     }
 }

@@ -109,7 +109,8 @@ pub async fn issue_credential(
 }
 
 /// `DELETE /credentials` (per_user mode only): deletes the user's telephony credential at
-/// Telnyx, signing them out of every phone at once.
+/// Telnyx, signing them out of every phone at once. Only a delete that deleted something is
+/// counted and audited.
 #[utoipa::path(
     delete,
     path = "/credentials",
@@ -126,14 +127,16 @@ pub async fn issue_credential(
 pub async fn revoke_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
-) -> Result<(Extension<Audit>, StatusCode), ApiError> {
-    source.revoke(&user.claims.sub).await?;
+) -> Result<(Option<Extension<Audit>>, StatusCode), ApiError> {
+    if !source.revoke(&user.claims.sub).await? {
+        return Ok((None, StatusCode::NO_CONTENT));
+    }
     metrics::credential_revoked();
     let audit = Audit::CredentialRevoked {
         claims: user.claims,
         mode: source.mode(),
     };
-    Ok((Extension(audit), StatusCode::NO_CONTENT))
+    Ok((Some(Extension(audit)), StatusCode::NO_CONTENT))
 }
 
 /// `GET /metrics`: Prometheus text format.

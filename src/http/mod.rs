@@ -17,10 +17,10 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRef, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower::util::MapResponseLayer;
+use tower::util::{MapRequestLayer, MapResponseLayer};
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -136,9 +136,9 @@ pub fn app(state: AppState) -> Router {
         ]))
         .layer(AroundLayer(request_id::CheckRequestId))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(AroundLayer(client_addr::RecordClientAddr {
-            trust_proxy_headers: state.limits.trust_proxy_headers,
-        }))
+        .layer(MapRequestLayer::new(client_addr::record(
+            state.limits.trust_proxy_headers,
+        )))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -164,7 +164,9 @@ pub fn app(state: AppState) -> Router {
         .layer(limits::LimitHeaderSizeLayer {
             max_bytes: state.limits.max_request_header_bytes,
         })
-        .layer(MapResponseLayer::new(json_error_bodies))
+        .layer(MapResponseLayer::new(json_error_bodies(
+            state.credentials.can_revoke(),
+        )))
         .layer(RequestBodyLimitLayer::new(
             state.limits.max_request_body_bytes,
         ))
@@ -187,13 +189,15 @@ pub fn app(state: AppState) -> Router {
 /// `/metrics` only beside the API). A route added any other way fails the test that compares
 /// the router with the document.
 fn routes(state: &AppState) -> OpenApiRouter<AppState> {
-    let credentials = if state.credentials.can_revoke() {
+    let revocable = state.credentials.can_revoke();
+    let credentials = if revocable {
         routes!(handlers::issue_credential, handlers::revoke_credential)
     } else {
         routes!(handlers::issue_credential)
     };
     // One in-flight cap for every method of the route.
     let credentials = credentials.layer(limits::shed_load(state.limits.max_concurrent_requests));
+    let credentials = credentials.map(|methods| refuse_other_methods(methods, revocable));
     let mut routes = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(credentials)
         .routes(routes!(handlers::liveness))
@@ -203,6 +207,28 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         routes = routes.routes(routes!(handlers::metrics));
     }
     routes
+}
+
+/// `/credentials`' answer to a method it does not serve, `HEAD` included: axum would answer `HEAD`
+/// with the `GET` handler (a verified token, an audit line and, in per_user mode, maybe a new
+/// Telnyx credential, all for an answer without a body) and list it in `Allow`. These 405s carry
+/// an `Allow` of their own, which axum leaves in place.
+fn refuse_other_methods(
+    methods: MethodRouter<AppState>,
+    revocable: bool,
+) -> MethodRouter<AppState> {
+    let allow = if revocable {
+        "GET,POST,DELETE"
+    } else {
+        "GET,POST"
+    };
+    let refuse = move || async move {
+        (
+            [(header::ALLOW, allow)],
+            ApiError::MethodNotAllowed { revocable },
+        )
+    };
+    methods.head(refuse).fallback(refuse)
 }
 
 /// `/metrics` alone, for `METRICS_BIND_ADDR`: a port that need not be public.
@@ -294,7 +320,16 @@ fn request_span(request: &Request) -> tracing::Span {
 
 /// Gives the framework's bare error responses (unknown method, timeout) and tower-http's
 /// plain-text 413 the same JSON body as ours, keeping their status and headers (`Allow` on a 405).
-fn json_error_bodies<B>(response: axum::http::Response<B>) -> Response
+/// `revocable`: whether `/credentials` serves `DELETE`, for the 405's sentence.
+fn json_error_bodies<B>(revocable: bool) -> impl Fn(axum::http::Response<B>) -> Response + Clone
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    move |response| json_error_body(response, revocable)
+}
+
+fn json_error_body<B>(response: axum::http::Response<B>, revocable: bool) -> Response
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -307,7 +342,7 @@ where
         return response;
     }
     let error = match status {
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed { revocable },
         StatusCode::NOT_FOUND => ApiError::NotFound,
         StatusCode::SERVICE_UNAVAILABLE => ApiError::Timeout,
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Extension;
 use axum::http::{HeaderValue, header};
@@ -17,8 +16,6 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use crate::auth::{PolicyRefusal, TokenRejection};
-use crate::ratelimit::RateLimited;
 
 /// The name of the bearer-token security scheme that `/credentials` requires.
 pub const SECURITY_SCHEME: &str = "supabase_access_token";
@@ -100,66 +97,6 @@ pub async fn openapi_json(Extension(document): Extension<ServedDocument>) -> Res
         .into_response()
 }
 
-/// One error of every code the API answers with. The matches have no wildcard arm, so a new
-/// `ApiError` or `PolicyRefusal` variant does not compile until it is listed, and so documented.
-fn every_error() -> Vec<ApiError> {
-    let errors = vec![
-        ApiError::MissingToken,
-        ApiError::InvalidToken(TokenRejection::Malformed),
-        ApiError::InvalidToken(TokenRejection::Expired),
-        ApiError::Forbidden(PolicyRefusal::AnonymousUser),
-        ApiError::Forbidden(PolicyRefusal::RoleNotAllowed(String::new())),
-        ApiError::Forbidden(PolicyRefusal::Aal2Required),
-        ApiError::Forbidden(PolicyRefusal::EmailDomainNotAllowed),
-        ApiError::Forbidden(PolicyRefusal::ClaimRequirementNotMet(String::new())),
-        ApiError::SessionRevoked(String::new()),
-        ApiError::RateLimited(RateLimited {
-            retry_after: Duration::ZERO,
-        }),
-        ApiError::PayloadTooLarge,
-        ApiError::HeadersTooLarge,
-        ApiError::Overloaded,
-        ApiError::SessionCheckUnavailable(String::new()),
-        ApiError::NotFound,
-        ApiError::MethodNotAllowed,
-        ApiError::Timeout,
-        ApiError::TelnyxUnavailable {
-            cause: String::new(),
-            retry_after: Duration::ZERO,
-        },
-        ApiError::TelnyxMisconfigured(String::new()),
-        ApiError::TelnyxBadResponse(String::new()),
-        ApiError::Internal(String::new()),
-    ];
-    for error in &errors {
-        match error {
-            ApiError::Forbidden(
-                PolicyRefusal::AnonymousUser
-                | PolicyRefusal::RoleNotAllowed(_)
-                | PolicyRefusal::Aal2Required
-                | PolicyRefusal::EmailDomainNotAllowed
-                | PolicyRefusal::ClaimRequirementNotMet(_),
-            )
-            | ApiError::SessionRevoked(_)
-            | ApiError::RateLimited(_)
-            | ApiError::PayloadTooLarge
-            | ApiError::HeadersTooLarge
-            | ApiError::Overloaded
-            | ApiError::SessionCheckUnavailable(_)
-            | ApiError::MissingToken
-            | ApiError::InvalidToken(_)
-            | ApiError::NotFound
-            | ApiError::MethodNotAllowed
-            | ApiError::Timeout
-            | ApiError::TelnyxUnavailable { .. }
-            | ApiError::TelnyxMisconfigured(_)
-            | ApiError::TelnyxBadResponse(_)
-            | ApiError::Internal(_) => {}
-        }
-    }
-    errors
-}
-
 /// Errors every route can answer with, declared or not: the size limits, a caught panic and
 /// the timeout wrap them all.
 fn any_route_errors() -> [ApiError; 4] {
@@ -176,7 +113,10 @@ fn list_error_codes(schema: Option<&mut RefOr<Schema>>) {
     let Some(RefOr::T(Schema::Object(body))) = schema else {
         panic!("ErrorBody is an object schema in the components");
     };
-    let mut codes: Vec<&str> = every_error().iter().map(ApiError::code).collect();
+    let mut codes: Vec<&str> = ApiError::every_kind()
+        .iter()
+        .map(|error| error.describe().code)
+        .collect();
     codes.sort_unstable();
     codes.dedup();
     body.properties.insert(
@@ -194,9 +134,9 @@ fn list_error_codes(schema: Option<&mut RefOr<Schema>>) {
 fn describe_errors(operation: &mut Operation) {
     let error_body = || RefOr::from(Ref::from_schema_name(ErrorBody::name()));
     let mut by_status: BTreeMap<u16, Vec<ApiError>> = BTreeMap::new();
-    for error in every_error() {
+    for error in ApiError::every_kind() {
         by_status
-            .entry(error.status().as_u16())
+            .entry(error.describe().status.as_u16())
             .or_default()
             .push(error);
     }
@@ -215,7 +155,7 @@ fn describe_errors(operation: &mut Operation) {
         } else {
             let generic = any_route_errors().into_iter();
             generic
-                .filter(|error| error.status().as_u16() == status)
+                .filter(|error| error.describe().status.as_u16() == status)
                 .collect()
         };
         if !errors.is_empty() {
@@ -223,7 +163,7 @@ fn describe_errors(operation: &mut Operation) {
         }
     }
     for error in any_route_errors() {
-        let status = error.status();
+        let status = error.describe().status;
         let response = operation
             .responses
             .responses
@@ -256,7 +196,8 @@ fn describe_errors(operation: &mut Operation) {
 fn with_codes(description: &str, errors: &[ApiError]) -> String {
     let codes: Vec<String> = errors
         .iter()
-        .map(|error| format!("- `{}`: {}", error.code(), error.message()))
+        .map(|error| error.describe())
+        .map(|error| format!("- `{}`: {}", error.code, error.message))
         .collect();
     format!("{description}. Error codes:\n{}", codes.join("\n"))
 }
@@ -311,6 +252,7 @@ mod tests {
 
     use super::*;
     use crate::config::{Config, DemoSecrets, lookup_from};
+    use crate::http::error::Description;
     use crate::http::{AppState, app};
 
     /// `demo` (static mode, `/metrics` beside the API) and per_user mode with `/metrics` on a
@@ -433,24 +375,28 @@ mod tests {
         let listed = &json["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"];
         for method in ["get", "post", "delete"] {
             let responses = &json["paths"]["/credentials"][method]["responses"];
-            for error in every_error() {
+            for error in ApiError::every_kind() {
+                let Description {
+                    status,
+                    code,
+                    message,
+                    ..
+                } = error.describe();
                 assert!(
-                    listed.as_array().unwrap().contains(&error.code().into()),
-                    "{} not in {listed}",
-                    error.code()
+                    listed.as_array().unwrap().contains(&code.into()),
+                    "{code} not in {listed}"
                 );
-                let explained = responses[error.status().as_str()]["description"]
+                let explained = responses[status.as_str()]["description"]
                     .as_str()
-                    .is_some_and(|text| {
-                        text.contains(&format!("`{}`: {}", error.code(), error.message()))
-                    });
+                    .is_some_and(|text| text.contains(&format!("`{code}`: {message}")));
                 // Answered by the framework for a path or method that has no operation.
-                let unrouted = matches!(error, ApiError::NotFound | ApiError::MethodNotAllowed);
+                let unrouted = matches!(
+                    error,
+                    ApiError::NotFound | ApiError::MethodNotAllowed { .. }
+                );
                 assert!(
                     explained || unrouted,
-                    "{} is not explained under {method} /credentials {}",
-                    error.code(),
-                    error.status()
+                    "{code} is not explained under {method} /credentials {status}"
                 );
             }
         }

@@ -162,8 +162,8 @@ impl PerUserCredentials {
     }
 
     /// Deletes every telephony credential of the user at Telnyx (every token minted for them
-    /// stops working) and forgets the cached token.
-    pub(super) async fn revoke(&self, user_id: &str) -> Result<(), CredentialError> {
+    /// stops working) and forgets the cached token. False when there was none to delete.
+    pub(super) async fn revoke(&self, user_id: &str) -> Result<bool, CredentialError> {
         let slot = self.slot(user_id);
         // Waits out an in-flight mint, so that it cannot cache a token after the delete.
         let mut upstream = slot.upstream.lock().await;
@@ -188,7 +188,7 @@ impl PerUserCredentials {
             deleted = credentials.len(),
             "revoked the user's telephony credentials"
         );
-        Ok(())
+        Ok(!credentials.is_empty())
     }
 
     fn slot(&self, user_id: &str) -> Arc<UserSlot> {
