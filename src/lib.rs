@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod demo;
+pub mod error_chain;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;

@@ -116,16 +116,10 @@ impl SupabaseAdmin {
 
 /// A transport failure in words, without the URL's secrets (it has none) and with its causes.
 fn describe(error: &reqwest::Error) -> String {
-    let mut cause = if error.is_timeout() {
-        "the request timed out".to_owned()
+    let what = if error.is_timeout() {
+        "the request timed out"
     } else {
-        "the request failed".to_owned()
+        "the request failed"
     };
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        cause.push_str(": ");
-        cause.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    cause
+    format!("{what}{}", crate::error_chain::causes(error))
 }

@@ -302,14 +302,7 @@ async fn download(client: &reqwest::Client, url: &Url) -> Result<JwksDocument, J
 /// reqwest's own message is "error sending request"; the useful part (connection refused,
 /// timed out, certificate unknown) is in its sources.
 pub(super) fn with_causes(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    format!("{error}{}", crate::error_chain::causes(error))
 }
 
 #[derive(Deserialize)]

@@ -118,14 +118,10 @@ fn describe(error: &reqwest::Error) -> String {
     } else {
         "failed"
     };
-    let mut cause = format!("the request to Telnyx {what}");
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        cause.push_str(": ");
-        cause.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    cause
+    format!(
+        "the request to Telnyx {what}{}",
+        crate::error_chain::causes(error)
+    )
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
