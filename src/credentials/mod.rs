@@ -31,14 +31,15 @@ pub struct WebRTCCredential {
     pub connectivity: Arc<Connectivity>,
 }
 
-/// Who the browser registers as, and how it proves it.
+/// Who the browser registers as, and how it proves it. Kept typed, secret included, so that a
+/// store can hold it; it becomes JSON only in a response body ([`WebRTCCredential::write_json`]).
 #[derive(Debug)]
 pub struct SipIdentity {
     /// SIP username: `login` for `TelnyxRTC`.
     pub username: String,
-    /// The username, the secret and the SIP URI as they appear in the credential's JSON,
-    /// rendered once (see [`WebRTCCredential::write_json`]): the only copy of the secret kept.
-    json: SecretString,
+    pub secret: SipSecret,
+    /// `sip:<username>@<realm>`.
+    pub sip_uri: String,
 }
 
 #[derive(Debug)]
@@ -52,17 +53,11 @@ pub enum SipSecret {
 impl SipIdentity {
     fn new(username: String, secret: SipSecret, realm: &str) -> Self {
         let sip_uri = format!("sip:{username}@{realm}");
-        let (password, login_token) = match &secret {
-            SipSecret::Password(password) => (Some(password.expose_secret()), None),
-            SipSecret::LoginToken(token) => (None, Some(token.expose_secret())),
-        };
-        let json = json_fields(&IdentityFields {
-            username: &username,
-            password,
-            login_token,
-            sip_uri: &sip_uri,
-        });
-        Self { username, json }
+        Self {
+            username,
+            secret,
+            sip_uri,
+        }
     }
 }
 
@@ -70,14 +65,25 @@ impl WebRTCCredential {
     /// Appends the credential's JSON object. Secrets leave the process only here, in the body
     /// of a successful response.
     ///
-    /// Everything but `expires_at` was rendered when the identity and the connectivity were
-    /// built, so a request copies two strings and writes a number instead of serializing a
-    /// dozen fields (serializing was about 3% of the CPU time of a cached `GET /credentials`).
-    /// [`CredentialBody`] declares the same shape for the OpenAPI document, and a test holds
-    /// the two together.
+    /// The connectivity was rendered when it was built, so a request serializes the identity,
+    /// writes a number and copies one string (serializing was about 3% of the CPU time of a
+    /// cached `GET /credentials`). [`CredentialBody`] declares the same shape for the OpenAPI
+    /// document, and a test holds the two together.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        out.extend_from_slice(self.identity.json.expose_secret().as_bytes());
+        let identity = &self.identity;
+        let (password, login_token) = match &identity.secret {
+            SipSecret::Password(password) => (Some(password.expose_secret()), None),
+            SipSecret::LoginToken(token) => (None, Some(token.expose_secret())),
+        };
+        let fields = IdentityFields {
+            username: &identity.username,
+            password,
+            login_token,
+            sip_uri: &identity.sip_uri,
+        };
+        serde_json::to_writer(&mut *out, &fields).expect("string fields always serialize");
+        // The identity's object stays open for the fields that follow.
+        out.pop();
         out.extend_from_slice(b",\"expires_at\":");
         out.extend_from_slice(self.expires_at.to_string().as_bytes());
         out.push(b',');
@@ -329,6 +335,22 @@ pub(crate) mod tests {
         }
         let written: BTreeSet<&str> = written.iter().map(String::as_str).collect();
         assert_eq!(written, declared, "a declared field is never written");
+    }
+
+    #[test]
+    fn the_identity_keeps_its_parts_typed_and_its_secret_out_of_debug() {
+        let identity = SipIdentity::new(
+            "gencred".into(),
+            SipSecret::LoginToken(SecretString::from("tok.en")),
+            "sip.telnyx.com",
+        );
+        assert_eq!(identity.username, "gencred");
+        assert_eq!(identity.sip_uri, "sip:gencred@sip.telnyx.com");
+        let SipSecret::LoginToken(token) = &identity.secret else {
+            panic!("a login token stays a login token");
+        };
+        assert_eq!(token.expose_secret(), "tok.en");
+        assert!(!format!("{identity:?}").contains("tok.en"));
     }
 
     #[test]
