@@ -347,9 +347,7 @@ async fn delete_revokes_the_users_credential_and_the_next_request_gets_a_new_one
     let before = credential(&app, &token).await;
     credential(&app, &other).await;
 
-    let response = app
-        .credentials_with_header(reqwest::Method::DELETE, Some(&format!("Bearer {token}")))
-        .await;
+    let response = app.delete_credentials(&token).await;
 
     assert_eq!(response.status(), 204);
     assert_eq!(telnyx.requests("delete"), 1);
@@ -374,9 +372,7 @@ async fn delete_is_not_allowed_in_static_mode() {
     let app = TestApp::spawn().await;
     let token = sign_hs256(&app.claims());
 
-    let response = app
-        .credentials_with_header(reqwest::Method::DELETE, Some(&format!("Bearer {token}")))
-        .await;
+    let response = app.delete_credentials(&token).await;
 
     assert_eq!(response.status(), 405);
     let (_, body) = error_body(response).await;

@@ -372,9 +372,7 @@ async fn revoking_deletes_expired_credentials_too() {
     let stale = telnyx.insert("supabase:user-gone", "2024-01-01T00:00:00");
     telnyx.expire(&stale.id);
 
-    let response = app
-        .credentials_with_header(reqwest::Method::DELETE, Some(&format!("Bearer {token}")))
-        .await;
+    let response = app.delete_credentials(&token).await;
 
     assert_eq!(response.status(), 204);
     assert!(telnyx.credentials().is_empty());

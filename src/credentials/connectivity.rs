@@ -9,25 +9,26 @@
 //! a SIP username and password, so a list without configured credentials would swap working
 //! relays for none, or for credentials Telnyx never promised to accept.
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Serialize, Serializer};
+use secrecy::SecretString;
+use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::expose;
 use crate::config::CredentialConfig;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Connectivity {
     pub realm: String,
     pub stun_servers: Vec<String>,
+    /// TURN URLs, with `TELNYX_TURN_USERNAME`/`_PASSWORD` when set; without them, the shared
+    /// SIP identity in static mode (which Telnyx does not document as accepted by its TURN
+    /// servers) and no credentials in per_user mode. Hand the SDK `ice_servers`, not this.
     pub turn_servers: Vec<IceServer>,
-    /// STUN and TURN as `RTCIceServer`s, only when TURN has credentials the operator
-    /// configured; absent, the SDK keeps its own relays.
+    /// STUN and TURN as `RTCIceServer`s, for `new TelnyxRTC({ ..., iceServers })`. Present only
+    /// when TURN credentials are configured: absent, pass no `iceServers`, so that
+    /// `@telnyx/webrtc` keeps its own STUN and TURN servers (TURN over TLS on 443 included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ice_servers: Option<Vec<IceServer>>,
-    /// The fields above as they appear in the credential's JSON, rendered once. Holds the
-    /// TURN credential, so it is a secret too.
-    #[serde(skip)]
-    json: SecretString,
 }
 
 /// The browser's `RTCIceServer` dictionary; `turn_servers` uses it too, where a TURN server
@@ -40,13 +41,6 @@ pub struct IceServer {
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
     #[schema(value_type = Option<String>)]
     pub credential: Option<SecretString>,
-}
-
-fn expose<S: Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
-    match secret {
-        Some(secret) => serializer.serialize_str(secret.expose_secret()),
-        None => serializer.serialize_none(),
-    }
 }
 
 impl Connectivity {
@@ -72,21 +66,12 @@ impl Connectivity {
         let ice_servers = configured
             .and_then(|credentials| turn_server(Some(credentials)))
             .map(|turn| ice_servers(&config.stun_urls, turn));
-        let mut connectivity = Self {
+        Self {
             realm: config.realm.clone(),
             ice_servers,
             stun_servers: config.stun_urls.clone(),
             turn_servers,
-            json: SecretString::default(),
-        };
-        connectivity.json = super::json_fields(&connectivity);
-        connectivity
-    }
-
-    /// `"realm":…,"stun_servers":…,"turn_servers":…,"ice_servers":…`, for
-    /// [`WebRTCCredential::write_json`](super::WebRTCCredential::write_json).
-    pub(super) fn json_fields(&self) -> &str {
-        self.json.expose_secret()
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::config::{CredentialConfig, CredentialSourceConfig};
@@ -22,23 +22,37 @@ mod per_user;
 mod shared;
 
 /// What the browser needs to register with Telnyx and reach it through NAT, in the snake_case
-/// shape the frontend reads. The parts that do not change per request are shared, not copied.
-#[derive(Debug, Clone)]
+/// shape the frontend reads: one JSON object, the identity's and the connectivity's fields
+/// beside `expires_at`. The parts that do not change per request are shared, not copied.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WebRTCCredential {
+    #[serde(flatten)]
+    #[schema(inline, value_type = SipIdentity)]
     pub identity: Arc<SipIdentity>,
     /// When the client should fetch a fresh credential: milliseconds since the Unix epoch.
     pub expires_at: u64,
+    #[serde(flatten)]
+    #[schema(inline, value_type = Connectivity)]
     pub connectivity: Arc<Connectivity>,
 }
 
-/// Who the browser registers as, and how it proves it.
-#[derive(Debug)]
+/// Who the browser registers as, and how it proves it. Kept typed, secret included, so that a
+/// store can hold it; it becomes JSON only in a response body, where [`expose`] hands the
+/// secret to the serializer.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SipIdentity {
     /// SIP username: `login` for `TelnyxRTC`.
     pub username: String,
-    /// The username, the secret and the SIP URI as they appear in the credential's JSON,
-    /// rendered once (see [`WebRTCCredential::write_json`]): the only copy of the secret kept.
-    json: SecretString,
+    /// SIP password (`password` for `TelnyxRTC`); static mode only.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
+    #[schema(value_type = Option<String>)]
+    password: Option<SecretString>,
+    /// A short-lived Telnyx login token (`login_token` for `TelnyxRTC`); per_user mode only.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
+    #[schema(value_type = Option<String>)]
+    login_token: Option<SecretString>,
+    /// `sip:<username>@<realm>`.
+    pub sip_uri: String,
 }
 
 #[derive(Debug)]
@@ -52,103 +66,27 @@ pub enum SipSecret {
 impl SipIdentity {
     fn new(username: String, secret: SipSecret, realm: &str) -> Self {
         let sip_uri = format!("sip:{username}@{realm}");
-        let (password, login_token) = match &secret {
-            SipSecret::Password(password) => (Some(password.expose_secret()), None),
-            SipSecret::LoginToken(token) => (None, Some(token.expose_secret())),
+        let (password, login_token) = match secret {
+            SipSecret::Password(password) => (Some(password), None),
+            SipSecret::LoginToken(token) => (None, Some(token)),
         };
-        let json = json_fields(&IdentityFields {
-            username: &username,
+        Self {
+            username,
             password,
             login_token,
-            sip_uri: &sip_uri,
-        });
-        Self { username, json }
+            sip_uri,
+        }
     }
 }
 
-impl WebRTCCredential {
-    /// Appends the credential's JSON object. Secrets leave the process only here, in the body
-    /// of a successful response.
-    ///
-    /// Everything but `expires_at` was rendered when the identity and the connectivity were
-    /// built, so a request copies two strings and writes a number instead of serializing a
-    /// dozen fields (serializing was about 3% of the CPU time of a cached `GET /credentials`).
-    /// [`CredentialBody`] declares the same shape for the OpenAPI document, and a test holds
-    /// the two together.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        out.extend_from_slice(self.identity.json.expose_secret().as_bytes());
-        out.extend_from_slice(b",\"expires_at\":");
-        out.extend_from_slice(self.expires_at.to_string().as_bytes());
-        out.push(b',');
-        out.extend_from_slice(self.connectivity.json_fields().as_bytes());
-        out.push(b'}');
-    }
-}
-
-/// The identity's part of [`CredentialBody`].
-#[derive(Serialize)]
-struct IdentityFields<'a> {
-    username: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    password: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    login_token: Option<&'a str>,
-    sip_uri: &'a str,
-}
-
-/// The members of the JSON object `fields` serializes to, without its braces: a fragment to
-/// splice into a larger object.
-fn json_fields(fields: &impl Serialize) -> SecretString {
-    let object = serde_json::to_string(fields).expect("string fields always serialize");
-    let members = object
-        .strip_prefix('{')
-        .and_then(|object| object.strip_suffix('}'))
-        .expect("a struct serializes to a JSON object");
-    SecretString::from(members)
-}
-
-/// A `WebRTCCredential` as the browser receives it, for the OpenAPI document: the fields
-/// [`WebRTCCredential::write_json`] writes, which a test checks against this schema.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct CredentialBody {
-    /// SIP username: `login` for `TelnyxRTC`.
-    username: String,
-    /// SIP password (`password` for `TelnyxRTC`); static mode only.
-    password: Option<String>,
-    /// A short-lived Telnyx login token (`login_token` for `TelnyxRTC`); per_user mode only.
-    login_token: Option<String>,
-    /// When the client should fetch a fresh credential: milliseconds since the Unix epoch.
-    expires_at: u64,
-    realm: String,
-    /// `sip:<username>@<realm>`.
-    sip_uri: String,
-    stun_servers: Vec<String>,
-    /// TURN URLs, with `TELNYX_TURN_USERNAME`/`_PASSWORD` when set; without them, the shared
-    /// SIP identity in static mode (which Telnyx does not document as accepted by its TURN
-    /// servers) and no credentials in per_user mode. Hand the SDK `ice_servers`, not this.
-    turn_servers: Vec<IceServer>,
-    /// STUN and TURN as `RTCIceServer`s, for `new TelnyxRTC({ ..., iceServers })`. Present only
-    /// when TURN credentials are configured: absent, pass no `iceServers`, so that
-    /// `@telnyx/webrtc` keeps its own STUN and TURN servers (TURN over TLS on 443 included).
-    ice_servers: Option<Vec<IceServer>>,
-}
-
-impl utoipa::PartialSchema for WebRTCCredential {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        CredentialBody::schema()
-    }
-}
-
-impl ToSchema for WebRTCCredential {
-    fn schemas(
-        schemas: &mut Vec<(
-            String,
-            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
-        )>,
-    ) {
-        CredentialBody::schemas(schemas);
+/// The only place a secret is exposed: inside the serializer writing a response body.
+pub(crate) fn expose<S: Serializer>(
+    secret: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => serializer.serialize_str(secret.expose_secret()),
+        None => serializer.serialize_none(),
     }
 }
 
@@ -275,9 +213,7 @@ pub(crate) mod tests {
 
     /// The credential as the browser receives it.
     pub(crate) fn json_of(credential: &WebRTCCredential) -> Value {
-        let mut body = Vec::new();
-        credential.write_json(&mut body);
-        serde_json::from_slice(&body).expect("write_json writes one JSON object")
+        serde_json::to_value(credential).expect("a credential serializes")
     }
 
     fn credential(secret: SipSecret) -> WebRTCCredential {
@@ -300,8 +236,10 @@ pub(crate) mod tests {
 
     #[test]
     fn the_json_written_is_the_shape_the_openapi_document_declares() {
-        let RefOr::T(Schema::Object(schema)) = CredentialBody::schema() else {
-            panic!("CredentialBody is an object schema");
+        let RefOr::T(Schema::Object(schema)) =
+            crate::http::openapi::flattened(WebRTCCredential::schema())
+        else {
+            panic!("WebRTCCredential is an object schema");
         };
         let declared: BTreeSet<&str> = schema.properties.keys().map(String::as_str).collect();
         let required: BTreeSet<&str> = schema.required.iter().map(String::as_str).collect();
@@ -329,6 +267,24 @@ pub(crate) mod tests {
         }
         let written: BTreeSet<&str> = written.iter().map(String::as_str).collect();
         assert_eq!(written, declared, "a declared field is never written");
+    }
+
+    #[test]
+    fn the_identity_keeps_its_parts_typed_and_its_secret_out_of_debug() {
+        let identity = SipIdentity::new(
+            "gencred".into(),
+            SipSecret::LoginToken(SecretString::from("tok.en")),
+            "sip.telnyx.com",
+        );
+        assert_eq!(identity.username, "gencred");
+        assert_eq!(identity.sip_uri, "sip:gencred@sip.telnyx.com");
+        assert!(identity.password.is_none());
+        let token = identity
+            .login_token
+            .as_ref()
+            .map(ExposeSecret::expose_secret);
+        assert_eq!(token, Some("tok.en"));
+        assert!(!format!("{identity:?}").contains("tok.en"));
     }
 
     #[test]

@@ -1,10 +1,9 @@
 //! The route handlers: credentials for a verified user, and the health probes.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -20,29 +19,11 @@ use crate::auth::jwks::KeyStoreStatus;
 use crate::credentials::{CredentialSource, WebRTCCredential};
 use crate::metrics;
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CredentialResponse {
     /// Always `true` here; error bodies carry `false`.
     success: bool,
     credential: WebRTCCredential,
-}
-
-/// `{"success":true,"credential":{…}}`, written by hand around [`WebRTCCredential::write_json`].
-impl IntoResponse for CredentialResponse {
-    fn into_response(self) -> Response {
-        let mut body = Vec::with_capacity(1024);
-        let _ = write!(body, "{{\"success\":{},\"credential\":", self.success);
-        self.credential.write_json(&mut body);
-        body.push(b'}');
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response()
-    }
 }
 
 /// The error responses of every `/credentials` method, declared once. Never built: [`ApiError`]
@@ -90,7 +71,7 @@ enum CredentialErrors {
 pub async fn issue_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
-) -> Result<(Extension<Audit>, CredentialResponse), ApiError> {
+) -> Result<(Extension<Audit>, Json<CredentialResponse>), ApiError> {
     let credential = source.issue(&user.claims.sub).await?;
     metrics::credential_issued(source.mode());
     let audit = Audit::CredentialIssued {
@@ -101,10 +82,10 @@ pub async fn issue_credential(
     };
     Ok((
         Extension(audit),
-        CredentialResponse {
+        Json(CredentialResponse {
             success: true,
             credential,
-        },
+        }),
     ))
 }
 

@@ -16,6 +16,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
+use crate::credentials::WebRTCCredential;
 
 /// The name of the bearer-token security scheme that `/credentials` requires.
 pub const SECURITY_SCHEME: &str = "supabase_access_token";
@@ -56,6 +57,12 @@ pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
         ),
     );
     list_error_codes(components.schemas.get_mut(ErrorBody::name().as_ref()));
+    if let Some(credential) = components
+        .schemas
+        .get_mut(WebRTCCredential::name().as_ref())
+    {
+        *credential = flattened(std::mem::replace(credential, RefOr::T(Schema::default())));
+    }
     for item in document.paths.paths.values_mut() {
         for operation in operations(item) {
             describe_errors(operation);
@@ -63,6 +70,27 @@ pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
     }
     make_operation_ids_unique(&mut document);
     document
+}
+
+/// utoipa declares the fields a `#[serde(flatten)]` brings in as an `allOf` of its parts; the
+/// browser reads one object, so the document declares one, with the parts' properties (how
+/// `WebRTCCredential` gets its identity's and its connectivity's fields).
+pub(crate) fn flattened(schema: RefOr<Schema>) -> RefOr<Schema> {
+    let RefOr::T(Schema::AllOf(all_of)) = schema else {
+        return schema;
+    };
+    let mut object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(all_of.description)
+        .build();
+    for part in all_of.items {
+        let RefOr::T(Schema::Object(part)) = flattened(part) else {
+            panic!("a flattened part is inline: mark the field #[schema(inline)]");
+        };
+        object.properties.extend(part.properties);
+        object.required.extend(part.required);
+    }
+    RefOr::T(Schema::Object(object))
 }
 
 /// The completed document as JSON, rendered once when the router is built.
