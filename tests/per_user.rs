@@ -27,20 +27,6 @@ async fn spawn(telnyx: &FakeTelnyx, extra: &[(&'static str, &str)]) -> TestApp {
     .await
 }
 
-fn token_for(app: &TestApp, user_id: &str) -> String {
-    let mut claims = app.claims();
-    claims["sub"] = json!(user_id);
-    sign_hs256(&claims)
-}
-
-async fn credential(app: &TestApp, token: &str) -> Value {
-    let response = app.get_credentials(token).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["success"], true);
-    body["credential"].clone()
-}
-
 fn exp_of(login_token: &str) -> u64 {
     let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(login_token).unwrap();
     claims["exp"].as_u64().unwrap()
@@ -51,9 +37,9 @@ async fn concurrent_requests_for_three_users_create_three_credentials_and_mint_t
     let telnyx = FakeTelnyx::start().await;
     let app = spawn(&telnyx, &[]).await;
     let users = ["user-a", "user-b", "user-c"];
-    let tokens: Vec<String> = users.iter().map(|user| token_for(&app, user)).collect();
+    let tokens: Vec<String> = users.iter().map(|user| app.token_for(user)).collect();
 
-    let requests = (0..30).map(|n| credential(&app, &tokens[n % 3]));
+    let requests = (0..30).map(|n| app.credential(&tokens[n % 3]));
     let answers = join_all(requests).await;
 
     assert_eq!(telnyx.requests("create"), 3);
@@ -86,7 +72,7 @@ async fn concurrent_requests_for_three_users_create_three_credentials_and_mint_t
 
     let before = telnyx.total_requests();
     for token in tokens.iter().cycle().take(30) {
-        credential(&app, token).await;
+        app.credential(token).await;
     }
     assert_eq!(
         telnyx.total_requests(),
@@ -99,15 +85,17 @@ async fn concurrent_requests_for_three_users_create_three_credentials_and_mint_t
 async fn a_restart_or_a_second_replica_reuses_the_credential_and_mints_a_new_token() {
     let telnyx = FakeTelnyx::start().await;
     let first = spawn(&telnyx, &[]).await;
-    let token = token_for(&first, "user-restart");
-    let before = credential(&first, &token).await;
+    let token = first.token_for("user-restart");
+    let before = first.credential(&token).await;
     drop(first);
 
     // Each app has its own Supabase stand-in, so each signs its own token for the same user.
     let restarted = spawn(&telnyx, &[]).await;
     let replica = spawn(&telnyx, &[]).await;
-    let after = credential(&restarted, &token_for(&restarted, "user-restart")).await;
-    let elsewhere = credential(&replica, &token_for(&replica, "user-restart")).await;
+    let after = restarted
+        .credential(&restarted.token_for("user-restart"))
+        .await;
+    let elsewhere = replica.credential(&replica.token_for("user-restart")).await;
 
     assert_eq!(
         telnyx.requests("create"),
@@ -129,7 +117,7 @@ async fn a_credential_made_elsewhere_is_found_and_the_oldest_of_duplicates_wins(
     telnyx.insert("supabase:someone-else", "2025-01-01T00:00:00");
     let app = spawn(&telnyx, &[]).await;
 
-    let answer = credential(&app, &token_for(&app, "user-dup")).await;
+    let answer = app.credential(&app.token_for("user-dup")).await;
 
     assert_eq!(answer["username"], older.sip_username);
     assert_ne!(answer["username"], newer.sip_username);
@@ -147,7 +135,7 @@ async fn telnyx_failing_with_5xx_is_retried_three_times_then_503_with_retry_afte
     });
 
     let started = Instant::now();
-    let response = app.get_credentials(&token_for(&app, "user-500")).await;
+    let response = app.get_credentials(&app.token_for("user-500")).await;
 
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
@@ -174,7 +162,7 @@ async fn a_429_is_retried_after_its_retry_after() {
         times: 1,
     });
 
-    credential(&app, &token_for(&app, "user-429")).await;
+    app.credential(&app.token_for("user-429")).await;
 
     let times = telnyx.request_times();
     assert!(
@@ -194,7 +182,7 @@ async fn a_retry_after_longer_than_the_budget_fails_at_once_and_is_passed_on() {
         times: usize::MAX,
     });
 
-    let response = app.get_credentials(&token_for(&app, "user-429-long")).await;
+    let response = app.get_credentials(&app.token_for("user-429-long")).await;
 
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["retry-after"], "60");
@@ -212,7 +200,7 @@ async fn a_hanging_telnyx_gets_an_answer_within_the_request_budget() {
     telnyx.set_behaviour(Behaviour::Hang);
 
     let started = Instant::now();
-    let response = app.get_credentials(&token_for(&app, "user-hang")).await;
+    let response = app.get_credentials(&app.token_for("user-hang")).await;
     let elapsed = started.elapsed();
 
     assert_eq!(response.status(), 503);
@@ -230,7 +218,7 @@ async fn a_bad_api_key_is_a_server_misconfiguration_and_never_retried() {
     let telnyx = FakeTelnyx::start().await;
     let app = spawn(&telnyx, &[("TELNYX_API_KEY", "KEYrevoked-0000")]).await;
 
-    let response = app.get_credentials(&token_for(&app, "user-key")).await;
+    let response = app.get_credentials(&app.token_for("user-key")).await;
 
     assert_eq!(response.status(), 500);
     let text = response.text().await.unwrap();
@@ -245,7 +233,7 @@ async fn a_connection_that_is_not_a_credential_connection_is_a_misconfiguration(
     let telnyx = FakeTelnyx::start().await;
     let app = spawn(&telnyx, &[("TELNYX_WEBRTC_CONNECTION_ID", "999")]).await;
 
-    let (status, body) = error_body(app.get_credentials(&token_for(&app, "user-conn")).await).await;
+    let (status, body) = error_body(app.get_credentials(&app.token_for("user-conn")).await).await;
 
     assert_eq!(status, 500);
     assert_eq!(body["code"], "telnyx_misconfigured");
@@ -266,8 +254,8 @@ async fn a_credential_deleted_or_expired_at_telnyx_is_found_or_created_again_onc
     for break_it in ["deleted", "expired"] {
         let telnyx = FakeTelnyx::start().await;
         let app = app_with_short_tokens(&telnyx).await;
-        let token = token_for(&app, "user-gone");
-        let first = credential(&app, &token).await;
+        let token = app.token_for("user-gone");
+        let first = app.credential(&token).await;
         let gone = telnyx.credentials()[0].clone();
         match break_it {
             "deleted" => telnyx.remove(&gone.id),
@@ -275,7 +263,7 @@ async fn a_credential_deleted_or_expired_at_telnyx_is_found_or_created_again_onc
         }
         tokio::time::sleep(PAST_HALF_LIFE).await;
 
-        let second = credential(&app, &token).await;
+        let second = app.credential(&token).await;
 
         assert_ne!(second["username"], first["username"], "{break_it}");
         assert_eq!(telnyx.requests("create"), 2, "{break_it}");
@@ -291,8 +279,8 @@ async fn a_credential_deleted_or_expired_at_telnyx_is_found_or_created_again_onc
 async fn a_user_with_a_cached_token_is_served_while_telnyx_is_down() {
     let telnyx = FakeTelnyx::start().await;
     let app = app_with_short_tokens(&telnyx).await;
-    let cached_user = token_for(&app, "user-cached");
-    let before = credential(&app, &cached_user).await;
+    let cached_user = app.token_for("user-cached");
+    let before = app.credential(&cached_user).await;
     telnyx.set_behaviour(Behaviour::Fail {
         status: 503,
         retry_after: None,
@@ -301,18 +289,18 @@ async fn a_user_with_a_cached_token_is_served_while_telnyx_is_down() {
 
     // Fresh: served from the cache without asking Telnyx.
     assert_eq!(
-        credential(&app, &cached_user).await["login_token"],
+        app.credential(&cached_user).await["login_token"],
         before["login_token"]
     );
     // Due for a refresh, which fails, but not expired: still served.
     tokio::time::sleep(PAST_HALF_LIFE).await;
     assert_eq!(
-        credential(&app, &cached_user).await["login_token"],
+        app.credential(&cached_user).await["login_token"],
         before["login_token"]
     );
     assert!(telnyx.requests("token") > 1, "a refresh was tried");
     // A user without a token cannot be served.
-    let (status, body) = error_body(app.get_credentials(&token_for(&app, "user-new")).await).await;
+    let (status, body) = error_body(app.get_credentials(&app.token_for("user-new")).await).await;
     assert_eq!(status, 503);
     assert_eq!(body["code"], "telnyx_unavailable");
 }
@@ -326,7 +314,7 @@ async fn concurrent_requests_for_one_user_share_one_sequence_even_when_it_fails(
         retry_after: None,
         times: usize::MAX,
     });
-    let token = token_for(&app, "user-herd");
+    let token = app.token_for("user-herd");
 
     let statuses = join_all((0..10).map(|_| app.status_for(&token))).await;
 
@@ -342,10 +330,10 @@ async fn concurrent_requests_for_one_user_share_one_sequence_even_when_it_fails(
 async fn delete_revokes_the_users_credential_and_the_next_request_gets_a_new_one() {
     let telnyx = FakeTelnyx::start().await;
     let app = spawn(&telnyx, &[]).await;
-    let token = token_for(&app, "user-revoke");
-    let other = token_for(&app, "user-keep");
-    let before = credential(&app, &token).await;
-    credential(&app, &other).await;
+    let token = app.token_for("user-revoke");
+    let other = app.token_for("user-keep");
+    let before = app.credential(&token).await;
+    app.credential(&other).await;
 
     let response = app.delete_credentials(&token).await;
 
@@ -357,7 +345,7 @@ async fn delete_revokes_the_users_credential_and_the_next_request_gets_a_new_one
         ["supabase:user-keep"],
         "only the user's own credential went"
     );
-    let after = credential(&app, &token).await;
+    let after = app.credential(&token).await;
     assert_ne!(after["username"], before["username"]);
     assert_eq!(telnyx.requests("create"), 3);
 

@@ -29,19 +29,6 @@ async fn spawn(telnyx: &FakeTelnyx, extra: &[(&'static str, &str)]) -> TestApp {
     .await
 }
 
-fn token_for(app: &TestApp, user_id: &str) -> String {
-    let mut claims = app.claims();
-    claims["sub"] = json!(user_id);
-    sign_hs256(&claims)
-}
-
-async fn credential(app: &TestApp, token: &str) -> Value {
-    let response = app.get_credentials(token).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["credential"].clone()
-}
-
 fn iso(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
@@ -69,7 +56,7 @@ async fn a_credential_is_created_expiring_idle_days_ahead_and_named_after_the_us
             .collect();
         let app = spawn(&telnyx, &extra).await;
 
-        credential(&app, &token_for(&app, "user-lifetime")).await;
+        app.credential(&app.token_for("user-lifetime")).await;
 
         let create = telnyx
             .seen()
@@ -111,7 +98,7 @@ async fn a_credential_past_half_its_idle_period_is_moved_forward_before_the_toke
     );
     let app = spawn(&telnyx, &[]).await;
 
-    credential(&app, &token_for(&app, "user-due")).await;
+    app.credential(&app.token_for("user-due")).await;
     let seen = telnyx.seen();
     let endpoints: Vec<&str> = seen.iter().map(|seen| seen.endpoint).collect();
     assert_eq!(endpoints, ["list", "update", "token"]);
@@ -125,7 +112,7 @@ async fn a_credential_past_half_its_idle_period_is_moved_forward_before_the_toke
     assert_eq!(stored.expires_at_secs(), Some(moved_to));
 
     // A credential made before lifetimes (no expires_at) is given one.
-    credential(&app, &token_for(&app, "user-timeless")).await;
+    app.credential(&app.token_for("user-timeless")).await;
     assert_eq!(telnyx.requests("update"), 2);
     let stored = telnyx
         .credentials()
@@ -135,7 +122,7 @@ async fn a_credential_past_half_its_idle_period_is_moved_forward_before_the_toke
     assert!(stored.expires_at.is_some());
 
     // More than half the period left: left alone.
-    credential(&app, &token_for(&app, "user-fresh")).await;
+    app.credential(&app.token_for("user-fresh")).await;
     assert_eq!(telnyx.requests("update"), 2);
     let stored = telnyx
         .credentials()
@@ -159,7 +146,7 @@ async fn a_token_never_outlives_its_credential() {
     );
     let app = spawn(&telnyx, &[("TELNYX_CREDENTIAL_IDLE_DAYS", "1")]).await;
 
-    let answer = credential(&app, &token_for(&app, "user-capped")).await;
+    let answer = app.credential(&app.token_for("user-capped")).await;
 
     assert_eq!(telnyx.requests("update"), 0);
     let login_token = answer["login_token"].as_str().unwrap();
@@ -183,7 +170,7 @@ async fn expired_credentials_are_deleted_and_replaced_never_reused() {
     );
     let app = spawn(&telnyx, &[]).await;
 
-    let answer = credential(&app, &token_for(&app, "user-expired")).await;
+    let answer = app.credential(&app.token_for("user-expired")).await;
 
     let stored = telnyx.credentials();
     assert_eq!(stored.len(), 1, "{stored:?}");
@@ -199,14 +186,14 @@ async fn a_credential_that_expires_while_known_is_deleted_and_replaced() {
     let telnyx = FakeTelnyx::start().await;
     telnyx.set_token_lifetime(Duration::from_secs(4));
     let app = spawn(&telnyx, &[]).await;
-    let token = token_for(&app, "user-lapses");
-    let first = credential(&app, &token).await;
+    let token = app.token_for("user-lapses");
+    let first = app.credential(&token).await;
     let known = telnyx.credentials()[0].clone();
     // Its expiry passes at Telnyx (set behind the service's back), then the token is due.
     telnyx.set_expires_at(&known.id, Some(&iso(now_secs() - 1)));
     tokio::time::sleep(Duration::from_millis(2_100)).await;
 
-    let second = credential(&app, &token).await;
+    let second = app.credential(&token).await;
 
     assert_ne!(second["username"], first["username"]);
     let stored = telnyx.credentials();
@@ -223,7 +210,7 @@ async fn the_lookup_reads_every_page_and_sends_no_status_filter() {
     let oldest = telnyx.insert("supabase:user-paged", "2026-01-01T00:00:00");
     let app = spawn(&telnyx, &[]).await;
 
-    let answer = credential(&app, &token_for(&app, "user-paged")).await;
+    let answer = app.credential(&app.token_for("user-paged")).await;
 
     assert_eq!(answer["username"], oldest.sip_username, "found on page 3");
     assert_eq!(telnyx.requests("create"), 0);
@@ -261,7 +248,7 @@ async fn a_create_whose_answer_was_lost_is_followed_by_a_list_not_a_second_creat
     });
     let app = spawn(&telnyx, &[]).await;
 
-    let answer = credential(&app, &token_for(&app, "user-lost")).await;
+    let answer = app.credential(&app.token_for("user-lost")).await;
 
     assert_eq!(telnyx.requests("create"), 1, "no blind second POST");
     let stored = telnyx.credentials();
@@ -282,7 +269,7 @@ async fn a_create_refused_with_429_is_sent_again() {
     });
     let app = spawn(&telnyx, &[]).await;
 
-    credential(&app, &token_for(&app, "user-busy")).await;
+    app.credential(&app.token_for("user-busy")).await;
 
     assert_eq!(
         telnyx.requests("create"),
@@ -296,10 +283,10 @@ async fn a_create_refused_with_429_is_sent_again() {
 async fn a_brand_new_users_first_token_waits_out_propagation_and_concurrent_requests_share_it() {
     let telnyx = FakeTelnyx::start().await;
     let app = spawn(&telnyx, &[("TELNYX_CREDENTIAL_PROPAGATION_SECS", "2")]).await;
-    let token = token_for(&app, "user-new");
+    let token = app.token_for("user-new");
 
     let answers = join_all((0..5).map(|_| async {
-        let answer = credential(&app, &token).await;
+        let answer = app.credential(&token).await;
         (answer, Instant::now())
     }))
     .await;
@@ -319,7 +306,7 @@ async fn a_brand_new_users_first_token_waits_out_propagation_and_concurrent_requ
     // A credential that has long propagated is not waited for.
     telnyx.insert("supabase:user-old", "2025-01-01T00:00:00");
     let asked = Instant::now();
-    credential(&app, &token_for(&app, "user-old")).await;
+    app.credential(&app.token_for("user-old")).await;
     assert!(
         asked.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -345,7 +332,7 @@ async fn a_propagation_wait_that_no_longer_fits_the_budget_answers_503_and_the_n
         retry_after: Some("2".into()),
         times: 1,
     });
-    let token = token_for(&app, "user-slow");
+    let token = app.token_for("user-slow");
 
     let response = app.get_credentials(&token).await;
 
@@ -359,7 +346,7 @@ async fn a_propagation_wait_that_no_longer_fits_the_budget_answers_503_and_the_n
     let (_, body) = error_body(response).await;
     assert_eq!(body["code"], "telnyx_unavailable");
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
-    credential(&app, &token).await;
+    app.credential(&token).await;
     assert_eq!(telnyx.requests("create"), 1, "the credential was kept");
 }
 
@@ -367,8 +354,8 @@ async fn a_propagation_wait_that_no_longer_fits_the_budget_answers_503_and_the_n
 async fn revoking_deletes_expired_credentials_too() {
     let telnyx = FakeTelnyx::start().await;
     let app = spawn(&telnyx, &[]).await;
-    let token = token_for(&app, "user-gone");
-    credential(&app, &token).await;
+    let token = app.token_for("user-gone");
+    app.credential(&token).await;
     let stale = telnyx.insert("supabase:user-gone", "2024-01-01T00:00:00");
     telnyx.expire(&stale.id);
 

@@ -140,6 +140,22 @@ impl TestApp {
         user_claims(&self.issuer())
     }
 
+    /// An HS256 access token of this app's issuer for the user `user_id`.
+    pub fn token_for(&self, user_id: &str) -> String {
+        let mut claims = self.claims();
+        claims["sub"] = json!(user_id);
+        sign_hs256(&claims)
+    }
+
+    /// The credential of a `GET /credentials` that must succeed.
+    pub async fn credential(&self, token: &str) -> Value {
+        let response = self.get_credentials(token).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["success"], true);
+        body["credential"].clone()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))
