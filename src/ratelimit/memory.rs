@@ -68,15 +68,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::ratelimit::tests::limit;
     use governor::clock::FakeRelativeClock;
-
-    fn limit(requests: u32, period_secs: u64, burst: u32) -> RateLimit {
-        RateLimit {
-            requests,
-            period: Duration::from_secs(period_secs),
-            burst,
-        }
-    }
 
     #[test]
     fn a_key_gets_its_burst_then_waits_for_the_replenish_interval() {

@@ -141,7 +141,8 @@ fn network_of(address: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
 
-    fn limit(requests: u32, period_secs: u64, burst: u32) -> RateLimit {
+    /// A limit of `requests` per `period_secs`, with `burst`; the backends' tests use it too.
+    pub(super) fn limit(requests: u32, period_secs: u64, burst: u32) -> RateLimit {
         RateLimit {
             requests,
             period: Duration::from_secs(period_secs),

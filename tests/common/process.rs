@@ -27,15 +27,8 @@ pub fn scratch_dir() -> PathBuf {
 
 pub fn command(args: &[&str], env: &[(&str, String)], dir: &PathBuf) -> Command {
     let mut command = Command::new(BINARY);
-    command
-        .args(args)
-        .env_clear()
-        .current_dir(dir)
-        .kill_on_drop(true);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command
+    command.args(args);
+    with_only(command, env, dir)
 }
 
 /// The binary started by a shell that first runs `ulimit <limits>` (such as `-Sn 256`, which
@@ -51,10 +44,13 @@ pub fn command_with_ulimit(
         .arg("-c")
         .arg(format!("ulimit {limits} && exec \"$0\" \"$@\""))
         .arg(BINARY)
-        .args(args)
-        .env_clear()
-        .current_dir(dir)
-        .kill_on_drop(true);
+        .args(args);
+    with_only(command, env, dir)
+}
+
+/// `command` with exactly `env` as its environment, run in `dir`, killed with its handle.
+fn with_only(mut command: Command, env: &[(&str, String)], dir: &PathBuf) -> Command {
+    command.env_clear().current_dir(dir).kill_on_drop(true);
     for (name, value) in env {
         command.env(name, value);
     }

@@ -553,14 +553,19 @@ async fn get_connection(Path(id): Path<String>) -> Response {
     .into_response()
 }
 
+/// Telnyx's 400 for a request body that is not JSON.
+fn not_json() -> Response {
+    errors(
+        StatusCode::BAD_REQUEST,
+        "10015",
+        "Bad Request",
+        "The request body is not JSON.",
+    )
+}
+
 async fn create_credential(State(state): State<Arc<TelnyxState>>, body: String) -> Response {
     let Ok(body) = serde_json::from_str::<Value>(&body) else {
-        return errors(
-            StatusCode::BAD_REQUEST,
-            "10015",
-            "Bad Request",
-            "The request body is not JSON.",
-        );
+        return not_json();
     };
     let connection_id = body["connection_id"].as_str().unwrap_or_default();
     if connection_id != CONNECTION_ID {
@@ -588,12 +593,7 @@ async fn update_credential(
     body: String,
 ) -> Response {
     let Ok(body) = serde_json::from_str::<Value>(&body) else {
-        return errors(
-            StatusCode::BAD_REQUEST,
-            "10015",
-            "Bad Request",
-            "The request body is not JSON.",
-        );
+        return not_json();
     };
     let mut credentials = state.credentials.lock().unwrap();
     let Some(credential) = credentials
