@@ -13,11 +13,12 @@ use utoipa::ToSchema;
 use crate::config::{CredentialConfig, CredentialSourceConfig};
 use crate::telnyx::TelnyxError;
 pub use connectivity::{Connectivity, IceServer};
+pub use holder::{Holder, owner_of};
 use per_user::PerUserCredentials;
-pub use per_user::owner_of;
 use shared::SharedCredential;
 
 mod connectivity;
+mod holder;
 mod per_user;
 mod shared;
 
@@ -175,20 +176,20 @@ impl CredentialSource {
         matches!(self, CredentialSource::PerUser(_))
     }
 
-    /// `user_id` is the verified token's `sub`.
-    pub async fn issue(&self, user_id: &str) -> Result<WebRTCCredential, CredentialError> {
+    /// The holder's credential (static mode: the one shared identity, whoever asks).
+    pub async fn issue(&self, holder: &Holder) -> Result<WebRTCCredential, CredentialError> {
         match self {
             CredentialSource::Static(source) => Ok(source.issue(SystemTime::now())),
-            CredentialSource::PerUser(source) => source.issue(user_id).await,
+            CredentialSource::PerUser(source) => source.issue(holder).await,
         }
     }
 
     /// Deletes the user's own credential, so every token minted for it stops working. False
     /// when there was nothing to delete.
-    pub async fn revoke(&self, user_id: &str) -> Result<bool, CredentialError> {
+    pub async fn revoke(&self, holder: &Holder) -> Result<bool, CredentialError> {
         match self {
             CredentialSource::Static(_) => Ok(false),
-            CredentialSource::PerUser(source) => source.revoke(user_id).await,
+            CredentialSource::PerUser(source) => source.revoke(holder).await,
         }
     }
 }

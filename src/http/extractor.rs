@@ -12,6 +12,7 @@ use super::AppState;
 use super::client_addr::ClientAddr;
 use super::error::ApiError;
 use crate::auth::{SessionRefusal, SupabaseClaims};
+use crate::credentials::Holder;
 
 /// A user whose token verified and who may have phone credentials now.
 #[derive(Debug, Clone)]
@@ -70,6 +71,13 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
                 })?;
         }
         Ok(AuthenticatedUser { claims })
+    }
+}
+
+impl AuthenticatedUser {
+    /// Whose credential this request is for.
+    pub fn holder(&self) -> Holder {
+        Holder::supabase_user(&self.claims.sub)
     }
 }
 

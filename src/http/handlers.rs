@@ -72,7 +72,7 @@ pub async fn issue_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
 ) -> Result<(Extension<Audit>, Json<CredentialResponse>), ApiError> {
-    let credential = source.issue(&user.claims.sub).await?;
+    let credential = source.issue(&user.holder()).await?;
     metrics::credential_issued(source.mode());
     let audit = Audit::CredentialIssued {
         claims: user.claims,
@@ -109,7 +109,7 @@ pub async fn revoke_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
 ) -> Result<(Option<Extension<Audit>>, StatusCode), ApiError> {
-    if !source.revoke(&user.claims.sub).await? {
+    if !source.revoke(&user.holder()).await? {
         return Ok((None, StatusCode::NO_CONTENT));
     }
     metrics::credential_revoked();

@@ -2,8 +2,8 @@
 //! created through the Telnyx API, handed to the browser as short-lived login tokens.
 //!
 //! The rules, written once here:
-//! - Telnyx itself is the only shared state: the credential is found by a name derived from the
-//!   user id (`supabase:<sub>`), so a restart or another replica reuses it instead of creating
+//! - Telnyx itself is the only shared state: the credential is found by its holder's name
+//!   ([`Holder::credential_name`], `supabase:<sub>`), so a restart or another replica reuses it instead of creating
 //!   another, and the portal shows whose each one is.
 //! - Login tokens are cached per user in memory until shortly before they expire; concurrent
 //!   requests for one user share one sequence of Telnyx calls, the propagation wait included.
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use quick_cache::sync::Cache;
 
 use super::{
-    Connectivity, CredentialError, SipIdentity, SipSecret, WebRTCCredential, epoch_millis,
+    Connectivity, CredentialError, Holder, SipIdentity, SipSecret, WebRTCCredential, epoch_millis,
 };
 use crate::config::{CredentialConfig, PerUserConfig};
 use crate::metrics;
@@ -60,7 +60,7 @@ pub struct PerUserCredentials {
     refresh_margin: Duration,
     realm: String,
     connectivity: Arc<Connectivity>,
-    users: Cache<String, Arc<UserSlot>>,
+    users: Cache<Holder, Arc<UserSlot>>,
 }
 
 /// One user's cached token, and the lock that makes their Telnyx calls one sequence.
@@ -124,8 +124,8 @@ impl PerUserCredentials {
 
     /// A login token for the user: the cached one while it is fresh, else a new one from
     /// Telnyx. While Telnyx fails, a cached token that has not expired is still served.
-    pub(super) async fn issue(&self, user_id: &str) -> Result<WebRTCCredential, CredentialError> {
-        let slot = self.slot(user_id);
+    pub(super) async fn issue(&self, holder: &Holder) -> Result<WebRTCCredential, CredentialError> {
+        let slot = self.slot(holder);
         if let Some(token) = slot.fresh(SystemTime::now()) {
             metrics::cache_lookup(LOGIN_TOKEN_CACHE, true);
             return Ok(self.credential(&token));
@@ -139,7 +139,7 @@ impl PerUserCredentials {
         metrics::cache_lookup(LOGIN_TOKEN_CACHE, false);
         let outcome = match &upstream.failure {
             Some((failed_at, error)) if *failed_at >= asked_at => Err(error.clone()),
-            _ => self.mint(user_id, &mut upstream).await,
+            _ => self.mint(holder, &mut upstream).await,
         };
         match outcome {
             Ok(token) => {
@@ -163,12 +163,12 @@ impl PerUserCredentials {
 
     /// Deletes every telephony credential of the user at Telnyx (every token minted for them
     /// stops working) and forgets the cached token. False when there was none to delete.
-    pub(super) async fn revoke(&self, user_id: &str) -> Result<bool, CredentialError> {
-        let slot = self.slot(user_id);
+    pub(super) async fn revoke(&self, holder: &Holder) -> Result<bool, CredentialError> {
+        let slot = self.slot(holder);
         // Waits out an in-flight mint, so that it cannot cache a token after the delete.
         let mut upstream = slot.upstream.lock().await;
         let budget = self.telnyx.budget();
-        let name = credential_name(user_id);
+        let name = holder.credential_name();
         let mut credentials = self.lifecycle().all(&name, &budget).await?;
         if let Some(known) = upstream.credential.take()
             && !credentials.iter().any(|found| found.id == known.record.id)
@@ -183,7 +183,7 @@ impl PerUserCredentials {
         *slot.current.write().expect("token lock poisoned") = None;
         upstream.failure = None;
         drop(upstream);
-        self.users.remove(user_id);
+        self.users.remove(holder);
         tracing::info!(
             deleted = credentials.len(),
             "revoked the user's telephony credentials"
@@ -191,10 +191,10 @@ impl PerUserCredentials {
         Ok(!credentials.is_empty())
     }
 
-    fn slot(&self, user_id: &str) -> Arc<UserSlot> {
+    fn slot(&self, holder: &Holder) -> Arc<UserSlot> {
         let slot = self
             .users
-            .get_or_insert_with(user_id, || Ok::<_, Infallible>(Arc::default()));
+            .get_or_insert_with(holder, || Ok::<_, Infallible>(Arc::default()));
         match slot {
             Ok(slot) => slot,
         }
@@ -219,11 +219,11 @@ impl PerUserCredentials {
     /// Mints a login token for the user's credential (see [`Lifecycle::token`]).
     async fn mint(
         &self,
-        user_id: &str,
+        holder: &Holder,
         upstream: &mut Upstream,
     ) -> Result<Arc<IssuedToken>, CredentialError> {
         let budget = self.telnyx.budget();
-        let name = credential_name(user_id);
+        let name = holder.credential_name();
         let (credential, token) = self
             .lifecycle()
             .token(&name, &mut upstream.credential, &budget)
@@ -251,21 +251,6 @@ impl UserSlot {
             .filter(|token| now < token.refresh_at)
             .cloned()
     }
-}
-
-/// What every credential this service creates is named before the user id.
-const NAME_PREFIX: &str = "supabase:";
-
-/// The name that finds a user's credential again: the Supabase user id (`sub`), namespaced.
-fn credential_name(user_id: &str) -> String {
-    format!("{NAME_PREFIX}{user_id}")
-}
-
-/// The user a credential was created for, if this service named it (`prune` touches no other).
-pub fn owner_of(credential_name: &str) -> Option<&str> {
-    credential_name
-        .strip_prefix(NAME_PREFIX)
-        .filter(|user_id| !user_id.is_empty())
 }
 
 #[cfg(test)]
@@ -304,7 +289,7 @@ mod tests {
         };
         let source = PerUserCredentials::new(&config.credentials, per_user).unwrap();
         for n in 0..1_000 {
-            source.slot(&format!("user-{n}"));
+            source.slot(&Holder::supabase_user(&format!("user-{n}")));
         }
         assert!(
             source.users.len() <= 50,
