@@ -159,7 +159,8 @@ async fn unreachable_or_failing_providers_are_named_with_their_address() {
     let supabase = FakeSupabase::start(&[]).await;
     supabase.set_failing(true);
     let telnyx = FakeTelnyx::start().await;
-    let closed = closed_port_url();
+    let refusing = ClosedPort::new();
+    let closed = refusing.url.as_str();
     let env = with(
         env(&supabase, &telnyx),
         &[("TELNYX_API_BASE_URL", format!("{closed}/v2"))],

@@ -40,10 +40,31 @@ pub fn test_env(supabase_url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// An address on 127.0.0.1 where nothing listens (bound, then released).
-pub fn closed_port_url() -> String {
+/// An address on 127.0.0.1 that is free right now (bound, then released), for the service to
+/// bind. Another test may take it in between, so it is no proof that nothing listens there:
+/// use [`ClosedPort`] for that.
+pub fn free_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     format!("http://{}", listener.local_addr().unwrap())
+}
+
+/// An address on 127.0.0.1 where connections are refused for as long as this lives: the port
+/// is bound, so nothing else can take it, but never listened on.
+pub struct ClosedPort {
+    pub url: String,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let url = format!("http://{}", socket.local_addr().unwrap());
+        Self {
+            url,
+            _socket: socket,
+        }
+    }
 }
 
 /// The real service, serving on 127.0.0.1 with a fake Supabase behind it.
