@@ -92,7 +92,10 @@ export function createCredentialSource(options) {
       const error = await refusal(response, clock);
       if (response.status === 401 && !refreshed) {
         refreshed = true;
-        token = await getAccessToken({ forceRefresh: true });
+        // A session that cannot be refreshed leaves the service's sentence as the one to show.
+        token = await getAccessToken({ forceRefresh: true }).catch(() => {
+          throw error;
+        });
         continue;
       }
       const waitMs = retryDelayMs(error, settings);

@@ -144,6 +144,19 @@ describe("retries", () => {
     assert.equal(requests.length, 2);
   });
 
+  test("a 401 whose session cannot be refreshed surfaces the service's sentence", async () => {
+    const { source, requests } = setup(() => refused(401, "invalid_token", "Sign in again."), {
+      getAccessToken: async ({ forceRefresh }) => {
+        if (forceRefresh) throw new Error("Invalid Refresh Token");
+        return "access-1";
+      },
+    });
+    const error = await source.get().catch((caught) => caught);
+    assert.equal(error.code, "invalid_token");
+    assert.equal(error.message, "Sign in again.");
+    assert.equal(requests.length, 1);
+  });
+
   test("a 403 is surfaced at once and never retried", async () => {
     const { source, requests, tokenAsks } = setup(() =>
       refused(403, "email_domain_not_allowed", "Your email's domain may not use the phone.", { "x-request-id": "req-1" }),
