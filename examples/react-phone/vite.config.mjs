@@ -1,5 +1,5 @@
 // Vite bundles the page locally (no CDN): `npm run build` writes dist/, `npm run serve` serves
-// it on http://127.0.0.1:5174 with hot reload.
+// it on http://127.0.0.1:5173 (the port `demo` links to) with hot reload.
 //
 // Configuration comes from the environment at build time:
 //   CREDENTIALS_API    where telnyx-webrtc-credentials runs (default http://127.0.0.1:8080)

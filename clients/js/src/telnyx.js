@@ -157,6 +157,16 @@ export function keepLoggedIn(client, source, options = {}) {
       }
       await sleep(clock, delay);
       if (stopped) return;
+      if (!client.connected) {
+        // @telnyx/react-client's provider disconnected its client on the refusal's telnyx.error:
+        // connect again with the fresh login; onLoginError goes on with the delays left.
+        Object.assign(client.options, loginOf(fresh));
+        current = fresh;
+        accepted = false;
+        propagationAttempt = attempt + 1;
+        client.connect();
+        return scheduleExpiry();
+      }
     }
   }
 

@@ -258,6 +258,33 @@ describe("a brand-new credential's login", () => {
   });
 });
 
+test("a refused renewal login whose client the provider disconnected connects again with the fresh login", async () => {
+  const clock = new FakeClock();
+  const { fetch } = fakeFetch(clock, (_, n) =>
+    ok(tokenCredential(clock, { token: `token-${n}`, username: n === 1 ? "gencred1" : "gencred2" })),
+  );
+  const source = createCredentialSource({ api: "http://127.0.0.1:1", getAccessToken: async () => "a", fetch, clock, deviceId: false });
+  const born = clock.now();
+  class Provided extends FakeTelnyxRTC {
+    accepts = (options) => options.login_token === "token-1" || clock.now() - born >= 1_000;
+    constructor(options) {
+      super(options);
+      this.on("telnyx.error", () => this.disconnect()); // as @telnyx/react-client's provider does
+    }
+  }
+  const { client } = await connectTelnyx(Provided, source, { clock });
+  await settle();
+  client.warnExpiringSoon();
+  await settle();
+  assert.equal(client.connected, false, "the provider disconnected it");
+  await clock.advance(1_000);
+  assert.equal(client.connects, 2);
+  assert.equal(client.logins.at(-1).login_token, "token-2");
+  assert.equal(client.connected, true);
+  await clock.advance(30_000);
+  assert.equal(client.connects, 2, "logged in: nothing more");
+});
+
 describe("disconnect", () => {
   test("disconnect() stops renewing", async () => {
     const { client, handle, clock, requests } = await phone(tokens(DAY_MS));
