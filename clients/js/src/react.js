@@ -8,7 +8,7 @@
 // provider would drop a live call and leave a second client connected. So renewals go through
 // the provider's client (its TelnyxRTCContext) with `client.login({ creds })` instead.
 
-import { useContext, useEffect, useState } from "react";
+import { useContext, useEffect, useRef, useState } from "react";
 import { TelnyxRTCContext } from "@telnyx/react-client";
 
 import { keepLoggedIn, loginOf } from "./telnyx.js";
@@ -69,12 +69,17 @@ const pendingDisconnects = new WeakMap();
  */
 export function useTelnyxCredentialRenewal(source, options = {}) {
   const client = useContext(TelnyxRTCContext);
-  const { onError } = options;
+  // The latest options, read when needed: an inline onError must not restart the renewal on
+  // every render.
+  const latest = useRef(options);
+  latest.current = options;
   useEffect(() => {
     if (!client) return undefined;
     clearTimeout(pendingDisconnects.get(client));
     pendingDisconnects.delete(client);
-    const renewal = keepLoggedIn(client, source, { ...options, onError });
+    const onError = (error) =>
+      latest.current.onError ? latest.current.onError(error) : console.error("the phone's login was not renewed", error);
+    const renewal = keepLoggedIn(client, source, { ...latest.current, onError });
     return () => {
       renewal.stop();
       // StrictMode unmounts and mounts again at once in development: the disconnect waits a
@@ -87,9 +92,8 @@ export function useTelnyxCredentialRenewal(source, options = {}) {
         }, 0),
       );
     };
-    // `options` is read once per client: the renewal settings are not meant to change.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [client, source, onError]);
+    // The renewal settings are read once per client; only onError follows the latest render.
+  }, [client, source]);
 }
 
 /** `<TelnyxCredentialRenewal source={source} />`: useTelnyxCredentialRenewal as a component. */
