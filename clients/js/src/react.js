@@ -72,7 +72,9 @@ export function useTelnyxCredentialRenewal(source, options = {}) {
   // The latest options, read when needed: an inline onError must not restart the renewal on
   // every render.
   const latest = useRef(options);
-  latest.current = options;
+  useEffect(() => {
+    latest.current = options;
+  });
   useEffect(() => {
     if (!client) return undefined;
     clearTimeout(pendingDisconnects.get(client));

@@ -37,7 +37,7 @@ function Phone({ source }) {
     <TelnyxRTCProvider credential={credential} options={options}>
       <TelnyxCredentialRenewal source={source} />
       <StrictMode>
-        <PhoneDropdown source={source} renewalError={error} />
+        <PhoneDropdown source={source} />
       </StrictMode>
     </TelnyxRTCProvider>
   );

@@ -90,12 +90,13 @@ describe("static mode (demo)", () => {
 
 describe("per_user mode", () => {
   /** A service whose login tokens live 3 s: the package renews every few seconds. */
-  async function withPhone(check) {
+  async function withPhone(check, { strict = false } = {}) {
     const service = await startPerUserService({
       tokenLifetimes: Array(20).fill(3),
       env: { ...LOOPBACK_ICE, CORS_ALLOWED_ORIGINS: page.origin, TELNYX_CREDENTIAL_PROPAGATION_SECS: "0" },
     });
-    const phone = await openPhone(browser, page.origin, `api=${service.url}&access_token=${service.accessToken()}`, {
+    const fragment = `api=${service.url}&access_token=${service.accessToken()}${strict ? "&strict" : ""}`;
+    const phone = await openPhone(browser, page.origin, fragment, {
       telnyx: service.telnyx,
     });
     try {
@@ -125,6 +126,24 @@ describe("per_user mode", () => {
       assert.equal(await phone.tab.locator("#status").getAttribute("data-state"), "calling");
       assert.equal(service.telnyx.credentials.length, 1);
     });
+  });
+
+  test("under a root <StrictMode> the provider connects a second client; the renewal keeps its own", async () => {
+    // Why the provider must stay outside StrictMode (docs/browser.md): StrictMode calls the
+    // useMemo in which @telnyx/react-client 1.0.2 builds and connects its client twice. The
+    // renewal, mounted, unmounted and mounted again by StrictMode, keeps the client the provider
+    // kept logged in: its disconnect on unmount waits a tick, and the second mount cancels it.
+    await withPhone(
+      async ({ service, phone }) => {
+        assert.equal(await statusWhen(phone.tab, "ready"), "Ready");
+        await eventually("both clients' sockets", () => phone.signaling.socketsOpened === 2);
+        const logins = phone.signaling.logins.length;
+        const renewed = await phone.signaling.nthLogin(logins + 1, 30_000);
+        assert.ok(service.telnyx.tokens.indexOf(renewed.login_token) > 0, "a renewal, with a newer token");
+        assert.equal(phone.signaling.openSockets, 2, "the renewal did not disconnect the provider's client");
+      },
+      { strict: true },
+    );
   });
 
   test("a sign-out unmounts the provider cleanly: its client disconnects and nothing renews", async () => {
