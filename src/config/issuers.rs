@@ -238,7 +238,8 @@ mod tests {
     use super::*;
 
     fn one(entry: &str) -> Result<ThirdPartyIssuer, String> {
-        let (mut issuers, mut problems) = parse(entry, Some("https://abcd.supabase.co/auth/v1"), false);
+        let (mut issuers, mut problems) =
+            parse(entry, Some("https://abcd.supabase.co/auth/v1"), false);
         match problems.pop() {
             Some(problem) => Err(problem),
             None => Ok(issuers.remove(0)),
@@ -308,16 +309,25 @@ mod tests {
             ("https://x.example.com#a", "query, fragment"),
             ("http://clerk.example.com", "ALLOW_INSECURE_HTTP=true"),
             ("https://x.example.com=jwks.json", "JWKS URL \"jwks.json\""),
-            ("https://x.example.com=http://keys.example.com/jwks", "plain HTTP"),
+            (
+                "https://x.example.com=http://keys.example.com/jwks",
+                "plain HTTP",
+            ),
             ("https://x.example.com|aud=", "aud is empty"),
             ("https://x.example.com|aud=a|aud=b", "aud twice"),
             ("https://x.example.com|audience=a", "|aud=<audience>"),
-            ("https://abcd.supabase.co/auth/v1", "Supabase project's own issuer"),
+            (
+                "https://abcd.supabase.co/auth/v1",
+                "Supabase project's own issuer",
+            ),
         ];
         for (entry, hint) in cases {
             let problem = one(entry).unwrap_err();
             assert!(problem.contains(hint), "{entry}: {problem}");
-            assert!(problem.contains(&format!("{entry:?}")) || problem.contains("twice"), "{entry}: {problem}");
+            assert!(
+                problem.contains(&format!("{entry:?}")) || problem.contains("twice"),
+                "{entry}: {problem}"
+            );
         }
         let (_, problems) = parse("https://a.example.com, https://a.example.com", None, false);
         assert!(problems[0].contains("twice"), "{problems:?}");

@@ -280,8 +280,7 @@ impl Config {
         let jwks_url = supabase_url
             .as_ref()
             .and_then(|url| Url::parse(&format!("{url}/auth/v1/.well-known/jwks.json")).ok());
-        let third_party_issuers =
-            issuers::read(&mut env, issuer.as_deref(), allow_insecure_http);
+        let third_party_issuers = issuers::read(&mut env, issuer.as_deref(), allow_insecure_http);
         let jwt_secret = env.optional("SUPABASE_JWT_SECRET").and_then(|secret| {
             if secret.len() < MIN_JWT_SECRET_LEN {
                 env.problem(
@@ -455,7 +454,11 @@ pub(super) fn parse_supabase_url(value: &str, allow_insecure_http: bool) -> Resu
 
 /// Plain `http://` only to this machine (a local stand-in, a sidecar), unless the operator has
 /// said the network is trusted with `ALLOW_INSECURE_HTTP=true`.
-fn refuse_plain_http(url: &Url, allow_insecure_http: bool, risk: &str) -> Result<(), String> {
+pub(crate) fn refuse_plain_http(
+    url: &Url,
+    allow_insecure_http: bool,
+    risk: &str,
+) -> Result<(), String> {
     if url.scheme() != "http" || allow_insecure_http || is_loopback(url) {
         return Ok(());
     }
@@ -467,7 +470,7 @@ fn refuse_plain_http(url: &Url, allow_insecure_http: bool, risk: &str) -> Result
 }
 
 /// `localhost` (which RFC 6761 reserves for this machine) or a loopback address.
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };

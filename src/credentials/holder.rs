@@ -87,7 +87,9 @@ pub fn is_third_party_name(credential_name: &str) -> bool {
         return false;
     };
     hex.len() == TAG_HEX_DIGITS
-        && hex.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+        && hex
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
         && !sub.is_empty()
 }
 
