@@ -157,7 +157,7 @@ impl KeyStore {
         timing: JwksTiming,
         make_key: impl Fn(Algorithm, DecodingKey) -> VerificationKey + Send + Sync + 'static,
     ) -> Self {
-        let client = super::supabase_client(timing.fetch_timeout)
+        let client = super::http_client(timing.fetch_timeout)
             .build()
             .expect("the HTTP client's TLS backend initialises");
         let jwks_url = match &source {
@@ -401,7 +401,7 @@ pub struct Inspection {
 
 /// Fetches the key set of `source` once, the way a key store does, and says what each key is.
 pub async fn inspect(source: &KeySource, timeout: Duration) -> Result<Inspection, JwksError> {
-    let client = super::supabase_client(timeout)
+    let client = super::http_client(timeout)
         .build()
         .expect("the HTTP client's TLS backend initialises");
     let jwks_url = match source {

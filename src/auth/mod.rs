@@ -243,7 +243,7 @@ impl TokenVerifier {
         // Unverified: read only to pick the key, as the module documentation explains.
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
         refuse_untrusted_header_fields(&header)?;
-        let owner = self.owner_of(token);
+        let owner = self.key_owner(token);
         let key_set = KeySetStamp {
             issuer: owner.position(),
             generation: self.generation_at(owner.position()),
@@ -272,7 +272,7 @@ impl TokenVerifier {
 
     /// The issuer whose keys alone may verify the token, by the `iss` it claims (unverified, as
     /// the module documentation explains). Without third-party issuers nothing is read.
-    fn owner_of(&self, token: &str) -> KeyOwner {
+    fn key_owner(&self, token: &str) -> KeyOwner {
         if self.third_party.is_empty() {
             return KeyOwner::Supabase;
         }
@@ -377,9 +377,10 @@ fn rejection_for(kind: ErrorKind) -> TokenRejection {
     }
 }
 
-/// An HTTP client for calls to Supabase (the JWKS, the session check): `timeout` bounds each
-/// call, connecting included, and the service names itself.
-fn supabase_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
+/// An HTTP client for calls to Supabase (the JWKS, the session check) and to the third-party
+/// issuers (discovery, their JWKS): `timeout` bounds each call, connecting included, and the
+/// service names itself.
+fn http_client(timeout: std::time::Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)

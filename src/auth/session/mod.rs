@@ -109,7 +109,7 @@ pub struct SessionCheck {
 
 impl SessionCheck {
     pub fn new(config: &SessionCheckConfig, leeway: Duration, redis: Option<Arc<Redis>>) -> Self {
-        let client = super::supabase_client(CHECK_TIMEOUT)
+        let client = super::http_client(CHECK_TIMEOUT)
             // A redirect would carry the user's token elsewhere; Supabase answers directly.
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -309,7 +309,7 @@ pub async fn check_anon_key(config: &SessionCheckConfig) -> Result<(), String> {
         .user_url
         .join("settings")
         .expect("a sibling of /auth/v1/user is a URL");
-    let client = super::supabase_client(CHECK_TIMEOUT)
+    let client = super::http_client(CHECK_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the HTTP client's TLS backend initialises");
