@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::config::{CredentialConfig, CredentialSourceConfig};
 use crate::telnyx::TelnyxError;
 pub use connectivity::{Connectivity, IceServer};
-pub use holder::{Holder, owner_of};
+pub use holder::{Holder, is_third_party_name, issuer_tag, owner_of};
 use per_user::PerUserCredentials;
 use shared::SharedCredential;
 

@@ -1,5 +1,6 @@
 //! Test harness: the real service on 127.0.0.1:0 as `TestApp`, with one helper per endpoint.
-//! Keys and tokens are in `keys`, the fake Supabase in `supabase`, the fake Telnyx in `telnyx`.
+//! Keys and tokens are in `keys`, the fake Supabase in `supabase`, the fake third-party identity
+//! providers in `issuer`, the fake Telnyx in `telnyx`.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::time::Duration;
@@ -10,6 +11,7 @@ use telnyx_webrtc_credentials::config::{Config, JwksTiming, lookup_from};
 use telnyx_webrtc_credentials::server::Server;
 use tokio::sync::oneshot;
 
+pub mod issuer;
 pub mod keys;
 pub mod process;
 pub mod redis;
