@@ -127,6 +127,32 @@ export interface components {
             urls: string[];
             username?: string | null;
         };
+        /** @description One third-party issuer's signing keys. */
+        IssuerReadiness: {
+            /**
+             * Format: int64
+             * @description Seconds since the set was last fetched.
+             */
+            age_secs?: number | null;
+            /**
+             * @description The issuer, exactly as its tokens' `iss` has it.
+             * @example https://clerk.example.com
+             */
+            issuer: string;
+            /** @description The JWKS in use: the one its entry names, or the `jwks_uri` its discovery document named. */
+            jwks_uri?: string | null;
+            /** @description Usable signing keys in the set, once fetched. */
+            keys?: number | null;
+            /** @description Why the last fetch failed, while fetches fail (the last good keys, if any, stay in use). */
+            last_error?: string | null;
+            /** @description `ready` once its keys have been fetched at least once: its tokens can be verified. */
+            status: components["schemas"]["ReadinessStatus"];
+            /**
+             * @description Its users' credentials are named `<tag>:<sub>`; also the `issuer` label of the metrics.
+             * @example idp-3f9a1c2e7b
+             */
+            tag: string;
+        };
         JwksReadiness: {
             /**
              * Format: int64
@@ -141,8 +167,17 @@ export interface components {
             /** @example ok */
             status: string;
         };
-        /** @description Whether the service can verify every kind of token it accepts. */
+        /**
+         * @description Whether the service can verify every kind of Supabase token it accepts, and the state of
+         *     each third-party issuer's keys.
+         */
         Readiness: {
+            /**
+             * @description Each `THIRD_PARTY_ISSUERS` issuer and its signing keys; absent when none is configured.
+             *     They do not decide `status`: an issuer whose keys are missing has its own tokens refused
+             *     while every other issuer's are served.
+             */
+            issuers?: components["schemas"]["IssuerReadiness"][];
             jwks?: components["schemas"]["JwksReadiness"] | null;
             /** @description Why the service is not ready, and what to check. */
             reason?: string | null;
@@ -672,7 +707,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Ready: tokens of every configured kind can be verified */
+            /** @description Ready: Supabase tokens of every configured kind can be verified (each third-party issuer's state is in `issuers`) */
             200: {
                 headers: {
                     [name: string]: unknown;
