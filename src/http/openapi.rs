@@ -18,8 +18,14 @@ use utoipa::{OpenApi, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use crate::credentials::WebRTCCredential;
 
-/// The name of the bearer-token security scheme that `/credentials` requires.
+/// The name of the bearer-token security scheme that `/credentials` and `/devices` require.
 pub const SECURITY_SCHEME: &str = "supabase_access_token";
+
+/// The name of the bearer-token security scheme of `/admin/…`: `ADMIN_API_TOKEN`.
+pub const ADMIN_SECURITY_SCHEME: &str = "admin_api_token";
+
+/// The tag of what the app's backend calls with `ADMIN_API_TOKEN`.
+pub const ADMIN_TAG: &str = "admin";
 
 /// The tag of the probes, apart from the API a browser calls.
 pub const HEALTH_TAG: &str = "health";
@@ -56,6 +62,25 @@ pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
                 .build(),
         ),
     );
+    if document
+        .paths
+        .paths
+        .keys()
+        .any(|path| path.starts_with("/admin/"))
+    {
+        components.add_security_scheme(
+            ADMIN_SECURITY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The service's `ADMIN_API_TOKEN`, as `Authorization: Bearer <token>`: \
+                         for the app's backend, never for a browser.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
     list_error_codes(components.schemas.get_mut(ErrorBody::name().as_ref()));
     if let Some(credential) = components
         .schemas
@@ -63,9 +88,9 @@ pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
     {
         *credential = flattened(std::mem::replace(credential, RefOr::T(Schema::default())));
     }
-    for item in document.paths.paths.values_mut() {
+    for (path, item) in &mut document.paths.paths {
         for operation in operations(item) {
-            describe_errors(operation);
+            describe_errors(path, operation);
         }
     }
     make_operation_ids_unique(&mut document);
@@ -158,11 +183,13 @@ fn list_error_codes(schema: Option<&mut RefOr<Schema>>) {
 }
 
 /// Spells out under each error status a route declares which codes it may carry, with their
-/// sentences; then adds the errors any route can answer with where the route declares none.
-fn describe_errors(operation: &mut Operation) {
+/// sentences (those of its status, less the ones [`ApiError::only_on`] gives to other routes);
+/// then adds the errors any route can answer with where the route declares none.
+fn describe_errors(path: &str, operation: &mut Operation) {
     let error_body = || RefOr::from(Ref::from_schema_name(ErrorBody::name()));
     let mut by_status: BTreeMap<u16, Vec<ApiError>> = BTreeMap::new();
-    for error in ApiError::every_kind() {
+    let here = |error: &ApiError| error.only_on().is_none_or(|paths| paths.contains(&path));
+    for error in ApiError::every_kind().into_iter().filter(here) {
         by_status
             .entry(error.describe().status.as_u16())
             .or_default()
