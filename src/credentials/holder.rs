@@ -190,7 +190,10 @@ mod tests {
             user.sibling_named(&phone.credential_name()),
             Some(phone.clone())
         );
-        assert_eq!(user.sibling_named(&user.credential_name()), Some(user.clone()));
+        assert_eq!(
+            user.sibling_named(&user.credential_name()),
+            Some(user.clone())
+        );
         let other = Holder::supabase_user("6f1c0b5e-0000-4000-8000-000000000002");
         assert_eq!(user.sibling_named(&other.credential_name()), None);
         assert_eq!(user.sibling_named(&format!("supabase:{SUB}x")), None);
@@ -215,10 +218,25 @@ mod tests {
 
     #[test]
     fn device_ids_are_short_opaque_and_url_safe() {
-        for good in ["a", "A-z_09", &"x".repeat(64), "4c8e6a1e-0b7c-4a55-9d7e-3f1f2a9c0d11"] {
+        for good in [
+            "a",
+            "A-z_09",
+            &"x".repeat(64),
+            "4c8e6a1e-0b7c-4a55-9d7e-3f1f2a9c0d11",
+        ] {
             assert_eq!(DeviceId::parse(good).unwrap().as_str(), good);
         }
-        for bad in ["", &"x".repeat(65), "a b", "a:b", "é", "a/b", "a.b", "a%20b", "a\n"] {
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "a b",
+            "a:b",
+            "é",
+            "a/b",
+            "a.b",
+            "a%20b",
+            "a\n",
+        ] {
             assert_eq!(DeviceId::parse(bad), Err(InvalidDeviceId), "{bad:?}");
         }
     }

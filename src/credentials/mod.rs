@@ -165,9 +165,9 @@ impl CredentialSource {
                 password,
                 ttl,
             } => CredentialSource::Static(SharedCredential::new(config, username, password, *ttl)),
-            CredentialSourceConfig::PerUser(per_user) => CredentialSource::PerUser(Box::new(
-                Devices::new(config, per_user, redis.cloned())?,
-            )),
+            CredentialSourceConfig::PerUser(per_user) => {
+                CredentialSource::PerUser(Box::new(Devices::new(config, per_user, redis.cloned())?))
+            }
         })
     }
 

@@ -46,9 +46,7 @@ impl AdminToken {
 
 fn sha256(text: &str) -> [u8; 32] {
     let hash = digest(&SHA256, text.as_bytes());
-    hash.as_ref()
-        .try_into()
-        .expect("SHA-256 is 32 bytes")
+    hash.as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
 
 /// A request that carried the admin token. No rate limit applies: the backend may look users

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{PolicyRefusal, SessionRefusal, TokenRejection};
 use super::{ADMIN_DEVICES_PATH, CREDENTIALS_PATH, DEVICES_PATH};
+use crate::auth::{PolicyRefusal, SessionRefusal, TokenRejection};
 use crate::credentials::CredentialError;
 use crate::metrics;
 use crate::ratelimit::RateLimited;

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get};
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
 use tower::util::{MapRequestLayer, MapResponseLayer};
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -31,7 +32,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tokio::sync::Semaphore;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -217,9 +217,13 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     let in_flight = Arc::new(Semaphore::new(state.limits.max_concurrent_requests));
     let shed_load = || limits::shed_load(in_flight.clone());
     let (allow, refusal): (_, fn() -> ApiError) = if revocable {
-        ("GET,POST,DELETE", || ApiError::MethodNotAllowed { revocable: true })
+        ("GET,POST,DELETE", || ApiError::MethodNotAllowed {
+            revocable: true,
+        })
     } else {
-        ("GET,POST", || ApiError::MethodNotAllowed { revocable: false })
+        ("GET,POST", || ApiError::MethodNotAllowed {
+            revocable: false,
+        })
     };
     let credentials = credentials
         .layer(shed_load())
@@ -231,7 +235,11 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::openapi_json));
     let get_only = |methods| refuse_other_methods(methods, "GET", || ApiError::GetOnly);
     if state.credentials.devices().is_some() {
-        routes = routes.routes(routes!(handlers::list_devices).layer(shed_load()).map(get_only));
+        routes = routes.routes(
+            routes!(handlers::list_devices)
+                .layer(shed_load())
+                .map(get_only),
+        );
         if state.admin_token.is_some() {
             routes = routes.routes(
                 routes!(admin::user_devices)
@@ -259,12 +267,14 @@ pub(crate) fn refused_paths(state: &AppState) -> &'static [&'static str] {
 /// The routes of [`refused_paths`]: every method gets the 405 that says why, with an empty
 /// `Allow` (RFC 9110 §10.2.1: the resource allows no methods).
 fn refusals(state: &AppState) -> Router<AppState> {
-    refused_paths(state).iter().fold(Router::new(), |router, path| {
-        router.route(
-            path,
-            any(|| async { ([(header::ALLOW, "")], ApiError::NoDevicesInStaticMode) }),
-        )
-    })
+    refused_paths(state)
+        .iter()
+        .fold(Router::new(), |router, path| {
+            router.route(
+                path,
+                any(|| async { ([(header::ALLOW, "")], ApiError::NoDevicesInStaticMode) }),
+            )
+        })
 }
 
 /// A route's answer to a method it does not serve, `HEAD` included: axum would answer `HEAD`

@@ -311,7 +311,8 @@ mod tests {
     use crate::http::{AppState, app};
 
     /// `demo` (static mode, `/metrics` beside the API) and per_user mode with `/metrics` on a
-    /// port of its own: between them, every route is served by one and left out by the other.
+    /// port of its own and the admin route: between them, every route is served by one and left
+    /// out by the other.
     fn states() -> [AppState; 2] {
         let secrets = DemoSecrets {
             jwt_secret: SecretString::from("a-test-secret-that-is-long-enough-0123456789"),
@@ -325,6 +326,7 @@ mod tests {
             ("TELNYX_API_KEY", "KEY-test"),
             ("TELNYX_WEBRTC_CONNECTION_ID", "1234567890"),
             ("METRICS_BIND_ADDR", "127.0.0.1:0"),
+            ("ADMIN_API_TOKEN", "admin-token-for-the-openapi-tests-0123"),
         ]))
         .unwrap();
         [demo, per_user].map(|config| AppState::from_config(&config).unwrap())
@@ -357,11 +359,17 @@ mod tests {
     #[test]
     fn every_routed_path_is_documented_and_every_documented_path_is_routed() {
         for state in states() {
-            let documented: BTreeSet<String> =
+            let mut documented: BTreeSet<String> =
                 document_for(&state).paths.paths.keys().cloned().collect();
             let routed = routed_paths(&app(state.clone()));
             assert!(routed.contains("/credentials"), "{routed:?}");
+            assert!(routed.contains("/devices"), "{routed:?}");
             assert_eq!(routed.contains("/metrics"), state.metrics_on_api);
+            let per_user = state.credentials.devices().is_some();
+            assert_eq!(routed.contains(crate::http::ADMIN_DEVICES_PATH), per_user);
+            assert_eq!(documented.contains("/devices"), per_user);
+            let refused = crate::http::refused_paths(&state);
+            documented.extend(refused.iter().map(|path| (*path).to_owned()));
             assert_eq!(
                 routed, documented,
                 "add routes with .routes(routes!(handler)) and document the handler with #[utoipa::path]"
@@ -374,15 +382,23 @@ mod tests {
         for state in states() {
             let mut document = document_for(&state);
             let router = app(state.clone());
+            let mut paths: Vec<(String, BTreeSet<&str>)> = Vec::new();
             for (path, item) in &mut document.paths.paths {
-                let documented: BTreeSet<&str> = operations_by_method(item)
+                let documented = operations_by_method(item)
                     .map(|(method, _)| method)
                     .collect();
+                paths.push((path.clone(), documented));
+            }
+            // Routed to say why nothing is served there: every method is refused.
+            for path in crate::http::refused_paths(&state) {
+                paths.push(((*path).to_owned(), BTreeSet::new()));
+            }
+            for (path, documented) in paths {
                 // Not OPTIONS: the CORS layer answers it on every path, as a preflight.
                 for method in ["get", "post", "put", "patch", "delete"] {
                     let request = Request::builder()
                         .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
-                        .uri(path.as_str())
+                        .uri(path.replace("{sub}", "6f1c0b5e-0000-4000-8000-000000000001"))
                         .body(Body::empty())
                         .unwrap();
                     let status = router.clone().oneshot(request).await.unwrap().status();
@@ -403,6 +419,11 @@ mod tests {
             let mut document = document_for(&state);
             let schemes = &document.components.as_ref().unwrap().security_schemes;
             assert!(schemes.contains_key(SECURITY_SCHEME));
+            let admin = document
+                .paths
+                .paths
+                .contains_key(crate::http::ADMIN_DEVICES_PATH);
+            assert_eq!(schemes.contains_key(ADMIN_SECURITY_SCHEME), admin);
             for (path, item) in &mut document.paths.paths {
                 for (method, operation) in operations_by_method(item) {
                     let names: Vec<String> = serde_json::to_value(&operation.security)
@@ -412,10 +433,10 @@ mod tests {
                         .flatten()
                         .flat_map(|requirement| requirement.as_object().unwrap().keys().cloned())
                         .collect();
-                    let expected: &[&str] = if path == "/credentials" {
-                        &[SECURITY_SCHEME]
-                    } else {
-                        &[]
+                    let expected: &[&str] = match path.as_str() {
+                        "/credentials" | "/devices" => &[SECURITY_SCHEME],
+                        crate::http::ADMIN_DEVICES_PATH => &[ADMIN_SECURITY_SCHEME],
+                        _ => &[],
                     };
                     assert_eq!(names, expected, "{method} {path}");
                 }
@@ -428,8 +449,15 @@ mod tests {
         let [_, per_user] = states();
         let json: Value = serde_json::to_value(document_for(&per_user)).unwrap();
         let listed = &json["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"];
-        for method in ["get", "post", "delete"] {
-            let responses = &json["paths"]["/credentials"][method]["responses"];
+        let operations = [
+            ("/credentials", "get"),
+            ("/credentials", "post"),
+            ("/credentials", "delete"),
+            ("/devices", "get"),
+            (crate::http::ADMIN_DEVICES_PATH, "get"),
+        ];
+        for (path, method) in operations {
+            let responses = &json["paths"][path][method]["responses"];
             for error in ApiError::every_kind() {
                 let Description {
                     status,
@@ -444,14 +472,20 @@ mod tests {
                 let explained = responses[status.as_str()]["description"]
                     .as_str()
                     .is_some_and(|text| text.contains(&format!("`{code}`: {message}")));
-                // Answered by the framework for a path or method that has no operation.
+                // Answered without an operation: by the framework for a path or method that has
+                // none, or on a path routed only to refuse (`/devices` in static mode).
                 let unrouted = matches!(
                     error,
-                    ApiError::NotFound | ApiError::MethodNotAllowed { .. }
+                    ApiError::NotFound
+                        | ApiError::MethodNotAllowed { .. }
+                        | ApiError::GetOnly
+                        | ApiError::NoDevicesInStaticMode
                 );
-                assert!(
-                    explained || unrouted,
-                    "{code} is not explained under {method} /credentials {status}"
+                let here = error.only_on().is_none_or(|paths| paths.contains(&path));
+                assert_eq!(
+                    explained,
+                    here && !unrouted,
+                    "{code} under {method} {path} {status}"
                 );
             }
         }

@@ -39,15 +39,15 @@ impl Book {
         }
     }
 
-    /// Whether this replica has issued (or admitted) the holder's credential, so that its next
-    /// request needs no look at the user's other devices.
+    /// Whether this replica has issued the holder's credential (or made room for it), so that
+    /// its next request needs no look at the user's other devices.
     pub fn knows(&self, holder: &Holder) -> bool {
         self.memory
             .knows(holder.user_key(), &holder.credential_name())
     }
 
-    /// The holder was admitted at `at` (not issued yet): known here from now on, and shared at
-    /// its first issue.
+    /// The holder, new here, was made room for at `at`: known here from now on, and shared at
+    /// its next issue.
     pub fn admitted(&self, holder: &Holder, at: SystemTime) {
         self.memory
             .issued(holder.user_key(), &holder.credential_name(), at, None);

@@ -144,8 +144,14 @@ mod tests {
         let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
         let minute = Duration::from_secs(60);
         assert!(!book.issued("u", "u:a", at(90), None), "recorded only");
-        assert!(book.issued("u", "u:a", at(100), Some(minute)), "never shared");
-        assert!(!book.issued("u", "u:a", at(50), Some(minute)), "shared just now");
+        assert!(
+            book.issued("u", "u:a", at(100), Some(minute)),
+            "never shared"
+        );
+        assert!(
+            !book.issued("u", "u:a", at(50), Some(minute)),
+            "shared just now"
+        );
         assert!(book.issued("u", "u:a", at(200), Some(Duration::ZERO)));
         assert_eq!(book.last_issued("u", &["u:a".into()]), [Some(at(200))]);
         assert!(book.knows("u", "u:a"));

@@ -7,12 +7,15 @@
 //! The rules, written once here:
 //! - Every credential of a user carries the user's tag ([`Holder::tag`]), so one listing by tag
 //!   finds all of them. A default credential made before tags is found by its name.
-//! - A user holds at most `MAX_DEVICES_PER_USER` credentials, the default one counted. A device
-//!   new to this replica is looked up among the user's credentials at Telnyx; past the cap, the
-//!   ones least recently issued a credential are deleted (through the per-holder revoke, so
-//!   their cached tokens go too), each with an audit line, and the new device is served. Two
-//!   replicas admitting two new devices of one user at the same moment can leave the user one
-//!   over the cap until their next new device; on one replica admissions take turns.
+//! - A user holds at most `MAX_DEVICES_PER_USER` credentials, the default one counted. Once a
+//!   device new to this replica has its credential (so a Telnyx that fails is met, and its
+//!   failure shared, by the per-holder single flight alone), the user's credentials are listed
+//!   at Telnyx; past the cap, the others least recently issued a credential are deleted
+//!   (through the per-holder revoke, so their cached tokens go too), each with an audit line.
+//!   The new device is served either way: a listing or delete that fails is logged, and the
+//!   user stays over the cap until their next new device. On one replica these checks take
+//!   turns per user; two replicas checking two new devices of one user at the same moment can
+//!   leave the user one over the cap until the next.
 //! - `DELETE` with a device signs out that device; without, every device of the user.
 //! - When each device was last issued a credential is kept in the [`book`].
 
@@ -22,7 +25,7 @@ mod redis;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use quick_cache::sync::Cache;
 use serde::Serialize;
@@ -61,8 +64,8 @@ pub struct Devices {
     book: Book,
     /// `MAX_DEVICES_PER_USER`.
     max: usize,
-    /// One turn at a time per user for admitting a new device (by user key).
-    admissions: Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    /// One turn at a time per user for making room for a new device (by user key).
+    turns: Cache<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// One of the user's credentials at Telnyx and whose it is.
@@ -86,14 +89,19 @@ impl Devices {
                 redis,
             ),
             max: per_user.max_devices,
-            admissions: Cache::new(per_user.cache_capacity),
+            turns: Cache::new(per_user.cache_capacity),
         })
     }
 
-    /// The holder's credential; a device new to the user first makes room for itself.
+    /// The holder's credential; for a device new to this replica, then room for it among the
+    /// user's others.
     pub(super) async fn issue(&self, holder: &Holder) -> Result<WebRTCCredential, CredentialError> {
-        self.admit(holder).await?;
+        let started = Instant::now();
+        let new_here = !self.book.knows(holder);
         let credential = self.credentials.issue(holder).await?;
+        if new_here {
+            self.make_room(holder, started).await;
+        }
         self.book.issued(holder, SystemTime::now()).await;
         Ok(credential)
     }
@@ -140,7 +148,10 @@ impl Devices {
             .into_iter()
             .zip(last_issued)
             .map(|(listed, last_issued)| Device {
-                device_id: listed.holder.device().map(|device| device.as_str().to_owned()),
+                device_id: listed
+                    .holder
+                    .device()
+                    .map(|device| device.as_str().to_owned()),
                 sip_username: listed.record.sip_username,
                 created_at: listed.record.created_at.map_or(0, epoch_millis),
                 expires_at: listed.record.expires_at.map(epoch_millis),
@@ -149,45 +160,53 @@ impl Devices {
             .collect())
     }
 
-    /// Makes room for a holder this replica has not issued a credential to: looks the user's
-    /// credentials up at Telnyx and, if the holder is not among them and the user is at the
-    /// cap, evicts the least recently issued ones. The user never gets an error for the cap;
-    /// a Telnyx that cannot list fails the request, as it would fail creating the credential.
-    async fn admit(&self, holder: &Holder) -> Result<(), CredentialError> {
-        if self.book.knows(holder) {
-            return Ok(());
-        }
-        let turn = self.admission_turn(holder.user_key());
+    /// Keeps the user within the cap now that `holder`, new to this replica, has its
+    /// credential: lists the user's credentials at Telnyx and evicts the least recently issued
+    /// of the others past `MAX_DEVICES_PER_USER`. Within what is left of the request's
+    /// `TELNYX_REQUEST_BUDGET_SECS` since `started`; never an error for the user.
+    async fn make_room(&self, holder: &Holder, started: Instant) {
+        let turn = self.turn(holder.user_key());
         let _turn = turn.lock().await;
         if self.book.knows(holder) {
-            return Ok(()); // admitted by the request this one waited on
+            return; // done by the request this one waited on
         }
+        let now = SystemTime::now();
+        // Known from here on, so a failure below is not retried at every request.
+        self.book.admitted(holder, now);
         let user = holder.user();
         let (telnyx, _) = self.credentials.telnyx();
-        // Half of TELNYX_REQUEST_BUDGET_SECS, so the credential's own calls keep the rest.
-        let budget = telnyx.budget_of(telnyx.budget().remaining() / 2);
-        let now = SystemTime::now();
-        let live = live_per_holder(self.listed(&user, &budget).await?, now);
-        if !live.iter().any(|listed| listed.holder == *holder) {
-            let mut others = live;
-            let excess = (others.len() + 1).saturating_sub(self.max);
-            if excess > 0 {
-                let holders: Vec<Holder> =
-                    others.iter().map(|listed| listed.holder.clone()).collect();
-                let last_issued = self.book.last_issued(&user, &holders).await;
-                let mut ranked: Vec<(SystemTime, Listed)> = last_issued
-                    .into_iter()
-                    .zip(others.drain(..))
-                    .map(|(last_issued, listed)| (recency(last_issued, &listed.record), listed))
-                    .collect();
-                ranked.sort_by(|(a, x), (b, y)| (a, &x.record.id).cmp(&(b, &y.record.id)));
-                for (_, victim) in ranked.into_iter().take(excess) {
-                    self.evict(&user, victim).await;
-                }
+        let budget = telnyx.budget_of(
+            telnyx
+                .budget()
+                .remaining()
+                .saturating_sub(started.elapsed()),
+        );
+        let listed = match self.listed(&user, &budget).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::warn!(%error, max_devices = self.max, "could not list the user's credentials to keep them within MAX_DEVICES_PER_USER: the user's next new device tries again");
+                return;
             }
+        };
+        let others: Vec<Listed> = live_per_holder(listed, now)
+            .into_iter()
+            .filter(|listed| listed.holder != *holder)
+            .collect();
+        let excess = (others.len() + 1).saturating_sub(self.max);
+        if excess == 0 {
+            return;
         }
-        self.book.admitted(holder, now);
-        Ok(())
+        let holders: Vec<Holder> = others.iter().map(|listed| listed.holder.clone()).collect();
+        let last_issued = self.book.last_issued(&user, &holders).await;
+        let mut ranked: Vec<(SystemTime, Listed)> = last_issued
+            .into_iter()
+            .zip(others)
+            .map(|(last_issued, listed)| (recency(last_issued, &listed.record), listed))
+            .collect();
+        ranked.sort_by(|(a, x), (b, y)| (a, &x.record.id).cmp(&(b, &y.record.id)));
+        for (_, victim) in ranked.into_iter().take(excess) {
+            self.evict(&user, victim).await;
+        }
     }
 
     /// Deletes a device's credential at Telnyx through its own revoke (its cached token goes
@@ -252,9 +271,9 @@ impl Devices {
             .collect())
     }
 
-    fn admission_turn(&self, user: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn turn(&self, user: &str) -> Arc<tokio::sync::Mutex<()>> {
         match self
-            .admissions
+            .turns
             .get_or_insert_with(user, || Ok::<_, Infallible>(Arc::default()))
         {
             Ok(turn) => turn,
