@@ -211,7 +211,7 @@ async fn a_new_device_past_the_cap_evicts_the_least_recently_issued_one_at_telny
 }
 
 #[tokio::test]
-async fn the_default_credential_counts_and_devices_of_unknown_order_go_by_telnyxs_dates() {
+async fn the_default_credential_is_no_device_and_devices_of_unknown_order_go_by_telnyxs_dates() {
     let telnyx = FakeTelnyx::start().await;
     let tag = tag_of("user-dates");
     // Made by another replica: this one has no record of their issues.
@@ -220,15 +220,29 @@ async fn the_default_credential_counts_and_devices_of_unknown_order_go_by_telnyx
     let app = spawn(&telnyx, &[("MAX_DEVICES_PER_USER", "2")]).await;
     let token = app.token_for("user-dates");
 
+    let before = telnyx.requests("list");
     app.credential(&token).await;
+    assert_eq!(
+        telnyx.credentials().len(),
+        3,
+        "the default credential is no device"
+    );
+    assert_eq!(
+        telnyx.requests("list") - before,
+        2,
+        "a request without device_id costs what it did before devices (list, create, list)"
+    );
+
+    app.device_credential(&token, "third").await;
     let names: BTreeSet<String> = telnyx.credentials().into_iter().map(|c| c.name).collect();
     assert_eq!(
         names,
         BTreeSet::from([
             "supabase:user-dates".to_owned(),
-            "supabase:user-dates:new".to_owned()
+            "supabase:user-dates:new".to_owned(),
+            "supabase:user-dates:third".to_owned(),
         ]),
-        "the default credential is one of the two, and the older device made room"
+        "the device Telnyx dates oldest made room"
     );
 }
 

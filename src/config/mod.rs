@@ -171,7 +171,8 @@ pub struct PerUserConfig {
     pub propagation: Duration,
     /// A credential expires this long after its last token unless moved forward.
     pub idle: Duration,
-    /// `MAX_DEVICES_PER_USER`: credentials one user may hold, their default one counted.
+    /// `MAX_DEVICES_PER_USER`: devices (credentials with a `device_id`) one user may hold; the
+    /// default credential is not one of them.
     pub max_devices: usize,
 }
 

@@ -7,10 +7,11 @@
 //! The rules, written once here:
 //! - Every credential of a user carries the user's tag ([`Holder::tag`]), so one listing by tag
 //!   finds all of them. A default credential made before tags is found by its name.
-//! - A user holds at most `MAX_DEVICES_PER_USER` credentials, the default one counted. Once a
-//!   device new to this replica has its credential (so a Telnyx that fails is met, and its
-//!   failure shared, by the per-holder single flight alone), the user's credentials are listed
-//!   at Telnyx; past the cap, the others least recently issued a credential are deleted
+//! - A user holds at most `MAX_DEVICES_PER_USER` devices; the default credential is none of
+//!   them, so a frontend that sends no `device_id` costs what it always did. Once a device new
+//!   to this replica has its credential (so a Telnyx that fails is met, and its failure shared,
+//!   by the per-holder single flight alone), the user's credentials are listed by their tag;
+//!   past the cap, the other devices least recently issued a credential are deleted
 //!   (through the per-holder revoke, so their cached tokens go too), each with an audit line.
 //!   The new device is served either way: a listing or delete that fails is logged, and the
 //!   user stays over the cap until their next new device. On one replica these checks take
@@ -97,7 +98,7 @@ impl Devices {
     /// user's others.
     pub(super) async fn issue(&self, holder: &Holder) -> Result<WebRTCCredential, CredentialError> {
         let started = Instant::now();
-        let new_here = !self.book.knows(holder);
+        let new_here = holder.device().is_some() && !self.book.knows(holder);
         let credential = self.credentials.issue(holder).await?;
         if new_here {
             self.make_room(holder, started).await;
@@ -160,9 +161,10 @@ impl Devices {
             .collect())
     }
 
-    /// Keeps the user within the cap now that `holder`, new to this replica, has its
-    /// credential: lists the user's credentials at Telnyx and evicts the least recently issued
-    /// of the others past `MAX_DEVICES_PER_USER`. Within what is left of the request's
+    /// Keeps the user within the cap now that the device `holder`, new to this replica, has its
+    /// credential: lists the user's credentials by their tag (a default one made before tags
+    /// is no device, and need not be found) and evicts the least recently issued of the other
+    /// devices past `MAX_DEVICES_PER_USER`. Within what is left of the request's
     /// `TELNYX_REQUEST_BUDGET_SECS` since `started`; never an error for the user.
     async fn make_room(&self, holder: &Holder, started: Instant) {
         let turn = self.turn(holder.user_key());
@@ -181,7 +183,7 @@ impl Devices {
                 .remaining()
                 .saturating_sub(started.elapsed()),
         );
-        let listed = match self.listed(&user, &budget).await {
+        let listed = match self.tagged(&user, &budget).await {
             Ok(listed) => listed,
             Err(error) => {
                 tracing::warn!(%error, max_devices = self.max, "could not list the user's credentials to keep them within MAX_DEVICES_PER_USER: the user's next new device tries again");
@@ -190,7 +192,7 @@ impl Devices {
         };
         let others: Vec<Listed> = live_per_holder(listed, now)
             .into_iter()
-            .filter(|listed| listed.holder != *holder)
+            .filter(|listed| listed.holder.device().is_some() && listed.holder != *holder)
             .collect();
         let excess = (others.len() + 1).saturating_sub(self.max);
         if excess == 0 {
