@@ -527,6 +527,66 @@ mod tests {
     }
 
     #[test]
+    fn devices_are_declared_as_device_list_and_device_and_device_id_as_a_parameter() {
+        let [demo, per_user] = states();
+        let json: Value = serde_json::to_value(document_for(&per_user)).unwrap();
+        let schemas = &json["components"]["schemas"];
+        let list = &schemas["DeviceList"];
+        assert_eq!(list["required"], serde_json::json!(["devices"]), "{list}");
+        assert_eq!(
+            list["properties"]["devices"]["items"]["$ref"],
+            "#/components/schemas/Device"
+        );
+        let device = &schemas["Device"];
+        let properties: BTreeSet<&str> = device["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            properties,
+            BTreeSet::from([
+                "device_id",
+                "sip_username",
+                "created_at",
+                "expires_at",
+                "last_issued_at"
+            ])
+        );
+        for nullable in ["device_id", "expires_at", "last_issued_at"] {
+            let types = device["properties"][nullable]["type"].to_string();
+            assert!(types.contains("null"), "{nullable}: {types}");
+        }
+        for path in ["/devices", crate::http::ADMIN_DEVICES_PATH] {
+            assert_eq!(
+                json["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                    ["$ref"],
+                "#/components/schemas/DeviceList",
+                "{path}"
+            );
+        }
+        for method in ["get", "post", "delete"] {
+            let parameters = &json["paths"]["/credentials"][method]["parameters"];
+            let device_id = parameters
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|parameter| parameter["name"] == "device_id")
+                .unwrap_or_else(|| panic!("{method}: {parameters}"));
+            assert_eq!(device_id["in"], "query");
+            assert_eq!(device_id["required"], false);
+            assert_eq!(device_id["schema"]["pattern"], "^[A-Za-z0-9_-]{1,64}$");
+        }
+        assert_eq!(
+            json["paths"][crate::http::ADMIN_DEVICES_PATH]["get"]["tags"],
+            serde_json::json!([ADMIN_TAG])
+        );
+        let demo: Value = serde_json::to_value(document_for(&demo)).unwrap();
+        assert!(demo["paths"].get("/devices").is_none());
+    }
+
+    #[test]
     fn the_credential_schema_has_each_secret_and_ice_servers_as_optional() {
         let json: Value = serde_json::to_value(document_for(&states()[0])).unwrap();
         let schema = &json["components"]["schemas"]["WebRTCCredential"];
