@@ -1,10 +1,10 @@
 //! Prometheus metrics: every metric the service records, described in one place, the
 //! process-wide recorder, and the text `GET /metrics` answers with.
 //!
-//! Labels take values from small fixed sets (route templates, status codes, reason codes), never
-//! from user input, so the number of series stays bounded.
+//! Labels take values from small fixed sets (route templates, status codes, reason codes, the
+//! configured issuers), never from user input, so the number of series stays bounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -90,18 +90,21 @@ fn describe() {
     );
     describe_counter!(
         JWKS_FETCHES,
-        "Fetches of the Supabase signing keys, by outcome"
+        "Fetches of the signing keys, by issuer (supabase, or a THIRD_PARTY_ISSUERS tag) and outcome"
     );
     describe_gauge!(
         JWKS_KEY_SET_AGE,
         Unit::Seconds,
-        "Age of the signing keys in use (absent until the first successful fetch)"
+        "Age of the signing keys in use, by issuer (absent until its first successful fetch)"
     );
-    describe_gauge!(JWKS_KEYS, "Usable signing keys in the JWKS");
-    describe_counter!(CREDENTIALS_ISSUED, "Credentials handed out, by mode");
+    describe_gauge!(JWKS_KEYS, "Usable signing keys in the JWKS, by issuer");
+    describe_counter!(
+        CREDENTIALS_ISSUED,
+        "Credentials handed out, by mode and issuer"
+    );
     describe_counter!(
         CREDENTIALS_REVOKED,
-        "DELETE /credentials that deleted Telnyx credentials (one device's, or all of a user's)"
+        "DELETE /credentials that deleted Telnyx credentials (one device's, or all of a user's), by issuer"
     );
     describe_counter!(
         DEVICES_EVICTED,
@@ -182,26 +185,52 @@ pub fn request_refused(reason: &'static str) {
     counter!(TOKEN_REJECTIONS_DEPRECATED, "reason" => reason).increment(1);
 }
 
-pub fn jwks_fetched(succeeded: bool) {
+/// One fetch of `issuer`'s signing keys (`supabase`, or a third-party issuer's tag).
+pub fn jwks_fetched(issuer: &'static str, succeeded: bool) {
     let outcome = if succeeded { "success" } else { "failure" };
-    counter!(JWKS_FETCHES, "outcome" => outcome).increment(1);
+    counter!(JWKS_FETCHES, "issuer" => issuer, "outcome" => outcome).increment(1);
 }
 
-pub fn jwks_state(age: Duration, keys: usize) {
-    gauge!(JWKS_KEY_SET_AGE).set(age.as_secs_f64());
+pub fn jwks_state(issuer: &'static str, age: Duration, keys: usize) {
+    gauge!(JWKS_KEY_SET_AGE, "issuer" => issuer).set(age.as_secs_f64());
     #[allow(clippy::cast_precision_loss)] // a key count is far below 2^52
-    gauge!(JWKS_KEYS).set(keys as f64);
+    gauge!(JWKS_KEYS, "issuer" => issuer).set(keys as f64);
 }
 
-pub fn credential_issued(mode: &'static str) {
+pub fn credential_issued(mode: &'static str, issuer: &'static str) {
     count_fixed(
-        (CREDENTIALS_ISSUED, mode, ""),
-        || counter!(CREDENTIALS_ISSUED, "mode" => mode),
+        (CREDENTIALS_ISSUED, mode, issuer),
+        || counter!(CREDENTIALS_ISSUED, "mode" => mode, "issuer" => issuer),
     );
 }
 
-pub fn credential_revoked() {
-    counter!(CREDENTIALS_REVOKED).increment(1);
+pub fn credential_revoked(issuer: &'static str) {
+    count_fixed(
+        (CREDENTIALS_REVOKED, issuer, ""),
+        || counter!(CREDENTIALS_REVOKED, "issuer" => issuer),
+    );
+}
+
+/// A label value made from the configuration (a third-party issuer's tag), kept for the life
+/// of the process as the recorder's labels are. Each distinct value is kept once, so what it
+/// holds is bounded by the configurations this process has read, like the series themselves.
+pub fn label(value: &str) -> &'static str {
+    static LABELS: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let labels = LABELS.get_or_init(Default::default);
+    if let Some(known) = labels
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(value)
+    {
+        return known;
+    }
+    let mut labels = labels.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = labels.get(value) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(value.to_owned().into_boxed_str());
+    labels.insert(kept);
+    kept
 }
 
 /// A device signed out to make room for a new one past `MAX_DEVICES_PER_USER`.

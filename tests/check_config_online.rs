@@ -159,7 +159,8 @@ async fn unreachable_or_failing_providers_are_named_with_their_address() {
     let supabase = FakeSupabase::start(&[]).await;
     supabase.set_failing(true);
     let telnyx = FakeTelnyx::start().await;
-    let closed = closed_port_url();
+    let refusing = ClosedPort::new();
+    let closed = refusing.url.as_str();
     let env = with(
         env(&supabase, &telnyx),
         &[("TELNYX_API_BASE_URL", format!("{closed}/v2"))],
@@ -184,4 +185,74 @@ async fn static_mode_without_the_session_check_checks_the_keys_alone() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("1 check passed."), "{stdout}");
     assert!(!stdout.contains("Telnyx"), "{stdout}");
+}
+
+#[tokio::test]
+async fn each_third_party_issuer_is_discovered_and_its_keys_listed() {
+    use common::issuer::{FakeIssuer, Shape, issuer_keys};
+    use telnyx_webrtc_credentials::credentials::issuer_tag;
+
+    let idp = issuer_keys();
+    let supabase = FakeSupabase::start(&[&keys().es256]).await;
+    let clerk = FakeIssuer::start(Shape::Clerk, &[&idp.clerk]).await;
+    let firebase = FakeIssuer::start(Shape::Firebase, &[&idp.firebase]).await;
+    let down = FakeIssuer::start(Shape::Auth0, &[&idp.auth0]).await;
+    down.set_discovery_failing(true);
+    let mut env = test_env(&supabase.url);
+    env.push((
+        "THIRD_PARTY_ISSUERS",
+        format!("{},{},{}", clerk.entry(), firebase.entry(), down.entry()),
+    ));
+    let (code, stdout, stderr) = run(&["check-config", "--online"], &env).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let check = |issuer: &FakeIssuer| {
+        line(
+            &stdout,
+            &format!(
+                "Signing keys of {} ({})",
+                issuer.issuer,
+                issuer_tag(&issuer.issuer)
+            ),
+        )
+        .to_owned()
+    };
+    let clerk_line = check(&clerk);
+    assert!(clerk_line.starts_with("  ok "), "{clerk_line}");
+    assert!(
+        clerk_line.contains(&format!(
+            "discovery at {}/.well-known/openid-configuration names the jwks_uri {}, which holds 1 key usable: ES256 (kid {})",
+            clerk.url,
+            clerk.jwks_uri(),
+            idp.clerk.kid
+        )),
+        "{clerk_line}"
+    );
+    let firebase_line = check(&firebase);
+    assert!(
+        firebase_line.contains(&format!(
+            "{} holds 1 key usable: RS256 (kid {})",
+            firebase.jwks_uri(),
+            idp.firebase.kid
+        )),
+        "{firebase_line}"
+    );
+    assert_eq!(firebase.jwks_fetches(), 1);
+    let down_line = check(&down);
+    assert!(down_line.starts_with("  FAIL "), "{down_line}");
+    assert!(down_line.contains("answered HTTP 500"), "{down_line}");
+    assert!(
+        down_line.contains("check its entry in THIRD_PARTY_ISSUERS"),
+        "{down_line}"
+    );
+    assert!(stdout.contains("1 of 4 checks failed."), "{stdout}");
+    // The configuration part lists each issuer with its tag and where its keys are.
+    assert!(
+        stdout.contains(&format!(
+            "  {} (tag {}): keys at {}, aud must contain",
+            firebase.issuer,
+            issuer_tag(&firebase.issuer),
+            firebase.jwks_uri()
+        )),
+        "{stdout}"
+    );
 }

@@ -1,7 +1,7 @@
 //! The documentation's relative links: every link from a Markdown file of the repository's root,
-//! `docs/` or `bench/` to a file must name a file that exists, and every `#anchor` a heading of
-//! the page it points to (with GitHub's heading ids), so moving a section cannot leave a reader
-//! at a dead link.
+//! `docs/`, `bench/` or `clients/js/` to a file must name a file that exists, and every
+//! `#anchor` a heading of the page it points to (with GitHub's heading ids), so moving a section
+//! cannot leave a reader at a dead link.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The Markdown files checked, relative to the repository's root.
 fn documents() -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for dir in ["", "docs", "bench"] {
+    for dir in ["", "docs", "bench", "clients/js"] {
         let Ok(entries) = std::fs::read_dir(Path::new(ROOT).join(dir)) else {
             continue;
         };

@@ -202,7 +202,7 @@ async fn slow_clients_under_a_low_file_limit_neither_lock_others_out_nor_stay() 
 #[tokio::test]
 async fn at_the_connection_cap_a_new_client_waits_for_a_free_slot() {
     let supabase = FakeSupabase::start(&[]).await;
-    let metrics_port = closed_port_url();
+    let metrics_port = free_port_url();
     let env = serve_env(
         &supabase,
         &[

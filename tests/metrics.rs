@@ -65,12 +65,23 @@ async fn requests_rejections_issues_and_the_key_set_are_counted() {
         1.0
     );
     assert_eq!(grew(r#"token_rejections_total{reason="expired"}"#), 1.0);
-    assert_eq!(grew(r#"credentials_issued_total{mode="static"}"#), 1.0);
+    assert_eq!(
+        grew(r#"credentials_issued_total{mode="static",issuer="supabase"}"#),
+        1.0
+    );
     assert!(
         grew(r#"http_request_duration_seconds_count{route="/credentials",method="GET"}"#) >= 2.0
     );
-    assert!(value(&after, r#"jwks_fetches_total{outcome="success"}"#) >= 1.0);
-    assert!(after.contains("\njwks_key_set_age_seconds "), "{after}");
+    assert!(
+        value(
+            &after,
+            r#"jwks_fetches_total{issuer="supabase",outcome="success"}"#
+        ) >= 1.0
+    );
+    assert!(
+        after.contains("\njwks_key_set_age_seconds{issuer=\"supabase\"} "),
+        "{after}"
+    );
     assert!(after.contains("# HELP token_rejections_total"), "{after}");
     // The path of a 404 is not a label: series stay bounded whatever clients send.
     assert!(!after.contains("no-such-page"));
@@ -112,7 +123,10 @@ async fn telnyx_calls_and_login_token_cache_lookups_are_counted() {
         grew(r#"cache_lookups_total{cache="login_tokens",result="hit"}"#),
         1.0
     );
-    assert_eq!(grew(r#"credentials_issued_total{mode="per_user"}"#), 2.0);
+    assert_eq!(
+        grew(r#"credentials_issued_total{mode="per_user",issuer="supabase"}"#),
+        2.0
+    );
     assert!(grew(r#"telnyx_request_duration_seconds_count{endpoint="create_token"}"#) >= 1.0);
 }
 

@@ -455,7 +455,7 @@ async fn head_is_refused_without_an_audit_line_and_a_delete_of_nothing_is_not_co
             .unwrap();
         let line = text
             .lines()
-            .find(|line| line.starts_with("credentials_revoked_total "));
+            .find(|line| line.starts_with(r#"credentials_revoked_total{issuer="supabase"} "#));
         line.map_or(0.0, |line| {
             line.rsplit(' ').next().unwrap().parse().unwrap()
         })

@@ -255,10 +255,11 @@ async fn the_session_check_fails_closed() {
 #[tokio::test]
 async fn an_unreachable_supabase_means_503_never_an_accept() {
     // HS256 tokens verify without Supabase; the session check cannot reach it.
-    let nowhere = closed_port_url();
+    let refusing = ClosedPort::new();
+    let nowhere = refusing.url.as_str();
     let app = TestApp::spawn_with(Options {
         env: env(&[
-            ("SUPABASE_URL", &nowhere),
+            ("SUPABASE_URL", nowhere),
             ("SUPABASE_VERIFY_SESSION", "true"),
             ("SUPABASE_ANON_KEY", ANON_KEY),
         ]),

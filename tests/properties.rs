@@ -1,6 +1,6 @@
 //! Property tests at the router (in process, `Router::oneshot`): arbitrary bytes, arbitrary
-//! headers and structurally valid but wrong tokens never panic the service, never get a 5xx and
-//! never get a credential.
+//! headers and structurally valid but wrong tokens (Supabase's, and a third-party issuer's) never
+//! panic the service, never get a 5xx and never get a credential.
 
 mod common;
 
@@ -23,6 +23,8 @@ struct Harness {
     runtime: tokio::runtime::Runtime,
     router: Router,
     issuer: String,
+    /// A Clerk-shaped third-party issuer (ES256, by discovery).
+    third_party: issuer::FakeIssuer,
 }
 
 fn harness() -> &'static Harness {
@@ -39,7 +41,12 @@ fn harness() -> &'static Harness {
             &keys.rs256,
             &keys.eddsa,
         ]));
-        let env = test_env(&supabase.url);
+        let third_party = runtime.block_on(issuer::FakeIssuer::start(
+            issuer::Shape::Clerk,
+            &[&issuer::issuer_keys().clerk],
+        ));
+        let mut env = test_env(&supabase.url);
+        env.push(("THIRD_PARTY_ISSUERS", third_party.entry()));
         let config =
             Config::from_lookup(lookup_from(env.iter().map(|(k, v)| (*k, v.as_str())))).unwrap();
         let router = runtime.block_on(async { app(AppState::from_config(&config).unwrap()) });
@@ -47,6 +54,7 @@ fn harness() -> &'static Harness {
             runtime,
             router,
             issuer: supabase.issuer(),
+            third_party,
         }
     })
 }
@@ -193,12 +201,21 @@ const CLAIMS: [&str; 13] = [
 
 /// A user's claims with a few claims replaced by any JSON or removed: perhaps still valid.
 fn any_claims() -> impl Strategy<Value = Value> {
+    claims_changed_from(|| user_claims(&harness().issuer))
+}
+
+/// A third-party user's claims, changed the same way.
+fn any_third_party_claims() -> impl Strategy<Value = Value> {
+    claims_changed_from(|| harness().third_party.claims("user_2kX9b7TfQmV3pLr8"))
+}
+
+fn claims_changed_from(base: fn() -> Value) -> impl Strategy<Value = Value> {
     let change = (
         prop::sample::select(&CLAIMS[..]),
         prop::option::of(any_json()),
     );
-    prop::collection::vec(change, 0..4).prop_map(|changes| {
-        let mut claims = user_claims(&harness().issuer);
+    prop::collection::vec(change, 0..4).prop_map(move |changes| {
+        let mut claims = base();
         for (claim, value) in changes {
             match value {
                 Some(value) => claims[claim] = value,
@@ -213,7 +230,22 @@ fn any_claims() -> impl Strategy<Value = Value> {
 
 /// A user's claims with one change that must make the service refuse them.
 fn refusable_claims() -> impl Strategy<Value = Value> {
-    let issuer = harness().issuer.clone();
+    refusable_changes_of(|| user_claims(&harness().issuer), true)
+}
+
+/// The same, for a third-party user.
+fn refusable_third_party_claims() -> impl Strategy<Value = Value> {
+    // Its entry names no audience, so its `aud` is not checked.
+    refusable_changes_of(
+        || harness().third_party.claims("user_2kX9b7TfQmV3pLr8"),
+        false,
+    )
+}
+
+/// `base` with one refusable change; `aud_checked`: whether another `aud` is one (where it is
+/// not, that change is made to `role` instead, which is always checked).
+fn refusable_changes_of(base: fn() -> Value, aud_checked: bool) -> impl Strategy<Value = Value> {
+    let issuer = base()["iss"].as_str().unwrap().to_owned();
     let now = now_secs();
     prop_oneof![
         (0..now - 60).prop_map(|exp| ("exp", json!(exp))),
@@ -236,8 +268,13 @@ fn refusable_claims() -> impl Strategy<Value = Value> {
             .prop_filter("not a whole number", |exp| !exp.is_u64())
             .prop_map(|exp| ("exp", exp)),
     ]
-    .prop_map(|(claim, value)| {
-        let mut claims = user_claims(&harness().issuer);
+    .prop_map(move |(claim, value)| {
+        let mut claims = base();
+        let claim = if claim == "aud" && !aud_checked {
+            "role"
+        } else {
+            claim
+        };
         claims[claim] = value;
         claims
     })
@@ -313,5 +350,34 @@ fn wrong_token() -> impl Strategy<Value = String> {
             let key = EncodingKey::from_secret(JWT_SECRET.as_bytes());
             jsonwebtoken::encode(&header, &claims, &key).unwrap()
         }),
+        // Signed with the third-party issuer's own key, but with claims it must refuse.
+        refusable_third_party_claims().prop_map(|claims| issuer::issuer_keys().clerk.sign(&claims)),
+        // An attacker's key under the third-party issuer's kid.
+        any_third_party_claims().prop_map(|claims| {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some(issuer::issuer_keys().clerk.kid.clone());
+            keys().attacker.sign_with_header(header, &claims)
+        }),
+        // The third-party issuer's public key (or Supabase's secret) as an HMAC secret, under
+        // any HMAC algorithm, with or without its kid.
+        (
+            any_third_party_claims(),
+            prop::sample::select(&[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512][..]),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(claims, alg, with_kid, public_key)| {
+                let clerk = &issuer::issuer_keys().clerk;
+                let mut header = Header::new(alg);
+                if with_kid {
+                    header.kid = Some(clerk.kid.clone());
+                }
+                let secret = if public_key {
+                    clerk.public_pem.as_bytes()
+                } else {
+                    JWT_SECRET.as_bytes()
+                };
+                jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap()
+            }),
     ]
 }

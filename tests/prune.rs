@@ -319,3 +319,57 @@ async fn a_long_run_on_a_terminal_shows_its_progress() {
     assert_eq!(code, 0);
     assert!(!piped.contains("checking users"), "{piped}");
 }
+
+#[tokio::test]
+async fn third_party_users_credentials_go_once_expired_and_supabase_is_never_asked_about_them() {
+    use telnyx_webrtc_credentials::credentials::issuer_tag;
+
+    let telnyx = FakeTelnyx::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let clerk = issuer_tag("https://clerk.example.com");
+    let auth0 = issuer_tag("https://example.us.auth0.com/");
+    let live = telnyx.insert_with(
+        &format!("{clerk}:user_2kX9b7TfQmV3pLr8"),
+        CONNECTION_ID,
+        OLD,
+        Some(&iso(now_secs() + 86_400)),
+    );
+    let lapsed = telnyx.insert_with(
+        &format!("{auth0}:auth0|64f1c2a9e5b7d3"),
+        CONNECTION_ID,
+        OLD,
+        Some(&iso(now_secs() - 60)),
+    );
+    // Shaped almost like ours, and not: never touched.
+    let lookalike = telnyx.insert("idp-not-a-tag:someone", OLD);
+    telnyx.expire(&lookalike.id);
+    let supabase_user = telnyx.insert(&format!("supabase:{}", uuid_for("ada")), OLD);
+    let mut env = telnyx.env();
+    env.push(("SUPABASE_URL", supabase.url.clone()));
+    env.push(("SUPABASE_SERVICE_ROLE_KEY", SERVICE_ROLE_KEY.into()));
+
+    let (code, stdout, stderr) = run(&["prune", "--apply"], &env).await;
+
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "deleted\t{}\t{}\texpired",
+            lapsed.name, lapsed.sip_username
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Connection {CONNECTION_ID}: 4 credentials, 3 named by this service; 1 to delete (1 expired, 0 whose Supabase user no longer exists); 1 of third-party users kept until they expire."
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        supabase.admin_calls(),
+        1,
+        "only the Supabase user is asked about"
+    );
+    let mut left = ids(&telnyx.credentials());
+    left.sort();
+    assert_eq!(left, ids(&[live, lookalike, supabase_user]));
+}

@@ -552,3 +552,308 @@ async fn each_rejection_comes_from_the_intended_check() {
     }
     assert!(verifier.verify(&genuine).await.is_ok());
 }
+
+/// The same attacks aimed at third-party issuers: an app with a Clerk-shaped issuer (ES256,
+/// no audience) and an Auth0-shaped one (RS256, `aud` required), each with its signing key.
+async fn third_party_app() -> (TestApp, Vec<(issuer::FakeIssuer, &'static TestKey)>) {
+    use issuer::{FakeIssuer, Shape, issuer_keys, wait_until_issuers_ready};
+    let idp = issuer_keys();
+    let clerk = FakeIssuer::start(Shape::Clerk, &[&idp.clerk]).await;
+    let auth0 = FakeIssuer::start(Shape::Auth0, &[&idp.auth0]).await;
+    let app = TestApp::spawn_with(Options {
+        env: vec![(
+            "THIRD_PARTY_ISSUERS",
+            format!("{},{}", clerk.entry(), auth0.entry()),
+        )],
+        ..Options::default()
+    })
+    .await;
+    wait_until_issuers_ready(&app).await;
+    (app, vec![(clerk, &idp.clerk), (auth0, &idp.auth0)])
+}
+
+fn patched(mut claims: Value, patch: Value) -> Value {
+    for (name, value) in patch.as_object().unwrap() {
+        claims[name] = value.clone();
+    }
+    claims
+}
+
+#[tokio::test]
+async fn third_party_tokens_meet_the_same_attacks() {
+    let (app, issuers) = third_party_app().await;
+    let keys = keys();
+    let now = now_secs();
+    for (issuer, key) in &issuers {
+        let claims = issuer.claims("user_2kX9b7TfQmV3pLr8");
+        let case = |what: &str| format!("{:?}: {what}", issuer.shape);
+        assert_eq!(
+            app.status_for(&key.sign(&claims)).await,
+            200,
+            "{}",
+            case("genuine")
+        );
+
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let token = raw_token(&json!({"alg": alg, "kid": key.kid}), &claims, b"x");
+            assert_rejected(&app, &token, "invalid_token", &case(alg)).await;
+        }
+        // The issuer's public key, in each form an attacker can obtain it, as an HMAC secret.
+        let jwk_text = serde_json::to_string(&key.public_jwk).unwrap();
+        for secret in [
+            key.public_pem.as_bytes(),
+            jwk_text.as_bytes(),
+            JWT_SECRET.as_bytes(),
+        ] {
+            for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+                let mut header = Header::new(alg);
+                header.kid = Some(key.kid.clone());
+                let token =
+                    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
+                        .unwrap();
+                assert_rejected(&app, &token, "invalid_token", &case("HMAC, own kid")).await;
+                let token = sign_hs256_with(secret, &claims);
+                assert_rejected(&app, &token, "invalid_token", &case("HMAC, no kid")).await;
+            }
+        }
+
+        let time_cases = [
+            ("expired", json!({"exp": now - 120}), "token_expired"),
+            (
+                "exp as a string",
+                json!({"exp": (now + 3600).to_string()}),
+                "invalid_token",
+            ),
+            (
+                "nbf in the future",
+                json!({"nbf": now + 600}),
+                "invalid_token",
+            ),
+            ("nbf as a string", json!({"nbf": "0"}), "invalid_token"),
+        ];
+        for (what, patch, code) in time_cases {
+            let token = key.sign(&patched(claims.clone(), patch));
+            assert_rejected(&app, &token, code, &case(what)).await;
+        }
+        let leeway = key.sign(&patched(claims.clone(), json!({"exp": now - 10})));
+        assert_eq!(
+            app.status_for(&leeway).await,
+            200,
+            "{}",
+            case("within the leeway")
+        );
+
+        let mut claim_cases: Vec<(&str, Value)> = vec![
+            ("missing exp", json!({"exp": null})),
+            ("empty sub", json!({"sub": ""})),
+            ("sub not a string", json!({"sub": 42})),
+            ("iss an array", json!({"iss": [issuer.issuer]})),
+        ];
+        if issuer.shape == issuer::Shape::Auth0 {
+            claim_cases.extend([
+                ("wrong aud", json!({"aud": "another-client"})),
+                ("aud array without ours", json!({"aud": ["a", "b"]})),
+                ("missing aud", json!({"aud": null})),
+            ]);
+        }
+        for (what, patch) in claim_cases {
+            let mut edited = patched(claims.clone(), patch);
+            edited
+                .as_object_mut()
+                .unwrap()
+                .retain(|_, value| !value.is_null());
+            assert_rejected(&app, &key.sign(&edited), "invalid_token", &case(what)).await;
+        }
+
+        // Forged, tampered and pointed elsewhere.
+        let mut attacker_header = Header::new(Algorithm::ES256);
+        attacker_header.kid = Some(key.kid.clone());
+        let forged = keys.attacker.sign_with_header(attacker_header, &claims);
+        assert_rejected(&app, &forged, "invalid_token", &case("forged, known kid")).await;
+        let mut unknown = Header::new(key.alg);
+        unknown.kid = Some("attacker-kid".into());
+        let token = key.sign_with_header(unknown, &claims);
+        assert_rejected(&app, &token, "invalid_token", &case("unknown kid")).await;
+        let token = key.sign_with_header(Header::new(key.alg), &claims);
+        assert_rejected(&app, &token, "invalid_token", &case("no kid")).await;
+
+        let genuine = key.sign(&claims);
+        let p = parts(&genuine);
+        let elevated = patched(claims.clone(), json!({"sub": "someone-else"}));
+        let tampered = format!("{}.{}.{}", p[0], b64(elevated.to_string()), p[2]);
+        assert_rejected(&app, &tampered, "invalid_token", &case("tampered payload")).await;
+        let zero = format!("{}.{}.{}", p[0], p[1], b64([0u8; 64]));
+        assert_rejected(&app, &zero, "invalid_token", &case("all-zero signature")).await;
+        // The other issuer's kid on this issuer's token: this issuer has no such key.
+        let other = issuers
+            .iter()
+            .find(|(i, _)| i.shape != issuer.shape)
+            .unwrap();
+        let mut moved = header_of(&genuine);
+        moved["kid"] = json!(other.1.kid);
+        let moved = format!("{}.{}.{}", b64(moved.to_string()), p[1], p[2]);
+        assert_rejected(
+            &app,
+            &moved,
+            "invalid_token",
+            &case("kid of another issuer"),
+        )
+        .await;
+
+        let attacker_jwk: Jwk = serde_json::from_value(keys.attacker.public_jwk.clone()).unwrap();
+        let mut embedded = Header::new(Algorithm::ES256);
+        embedded.jwk = Some(attacker_jwk);
+        let token = keys.attacker.sign_with_header(embedded, &claims);
+        assert_rejected(&app, &token, "invalid_token", &case("embedded jwk")).await;
+        let mut jku = Header::new(key.alg);
+        jku.kid = Some(key.kid.clone());
+        jku.jku = Some(format!("{}/.well-known/jwks.json", issuer.url));
+        let token = key.sign_with_header(jku, &claims);
+        assert_rejected(&app, &token, "invalid_token", &case("jku on a genuine key")).await;
+
+        let mut oversized = claims.clone();
+        oversized["padding"] = json!("x".repeat(9 * 1024));
+        let token = key.sign(&oversized);
+        assert_rejected(&app, &token, "invalid_token", &case("oversized")).await;
+    }
+}
+
+/// As [`each_rejection_comes_from_the_intended_check`], for a third-party issuer.
+#[tokio::test]
+async fn each_third_party_rejection_comes_from_the_intended_check() {
+    use issuer::{FakeIssuer, Shape, issuer_keys};
+    use telnyx_webrtc_credentials::auth::{TokenIssuer, TokenRejection as R, TokenVerifier};
+    use telnyx_webrtc_credentials::config::{Config, lookup_from};
+
+    let idp = issuer_keys();
+    let keys = keys();
+    let supabase = FakeSupabase::start(&[&keys.es256]).await;
+    let auth0 = FakeIssuer::start(Shape::Auth0, &[&idp.auth0]).await;
+    let clerk = FakeIssuer::start(Shape::Clerk, &[&idp.clerk]).await;
+    let mut env = test_env(&supabase.url);
+    env.push((
+        "THIRD_PARTY_ISSUERS",
+        format!("{},{}", auth0.entry(), clerk.entry()),
+    ));
+    let config =
+        Config::from_lookup(lookup_from(env.iter().map(|(k, v)| (*k, v.as_str())))).unwrap();
+    let verifier = TokenVerifier::new(&config.auth);
+    for store in verifier.key_stores() {
+        assert!(store.refresh().await, "{}", store.issuer());
+    }
+    let claims = auth0.claims("auth0|64f1c2a9e5b7d3");
+    let with = |patch: Value| patched(claims.clone(), patch);
+    let key = &idp.auth0;
+    let genuine = key.sign(&claims);
+    let p = parts(&genuine);
+    let mut hs_with_kid = Header::new(Algorithm::HS256);
+    hs_with_kid.kid = Some(key.kid.clone());
+    let mut unknown_kid = Header::new(Algorithm::RS256);
+    unknown_kid.kid = Some("attacker-kid".into());
+    let now = now_secs();
+
+    let cases: Vec<(&str, String, R)> = vec![
+        (
+            "HS256 keyed with its public key, naming its kid",
+            jsonwebtoken::encode(
+                &hs_with_kid,
+                &claims,
+                &EncodingKey::from_secret(key.public_pem.as_bytes()),
+            )
+            .unwrap(),
+            R::SymmetricFromThirdParty(Algorithm::HS256),
+        ),
+        (
+            "HS256 with Supabase's secret",
+            sign_hs256(&claims),
+            R::SymmetricFromThirdParty(Algorithm::HS256),
+        ),
+        ("Clerk's key", idp.clerk.sign(&claims), R::UnknownKeyId),
+        ("Supabase's key", keys.es256.sign(&claims), R::UnknownKeyId),
+        (
+            "forged with its kid",
+            {
+                let mut header = Header::new(Algorithm::ES256);
+                header.kid = Some(key.kid.clone());
+                keys.attacker.sign_with_header(header, &claims)
+            },
+            R::AlgorithmMismatch,
+        ),
+        (
+            "tampered payload",
+            format!(
+                "{}.{}.{}",
+                p[0],
+                b64(with(json!({"sub": "x"})).to_string()),
+                p[2]
+            ),
+            R::BadSignature,
+        ),
+        (
+            "unknown kid",
+            key.sign_with_header(unknown_kid, &claims),
+            R::UnknownKeyId,
+        ),
+        (
+            "no kid",
+            key.sign_with_header(Header::new(Algorithm::RS256), &claims),
+            R::MissingKeyId(Algorithm::RS256),
+        ),
+        (
+            "expired",
+            key.sign(&with(json!({"exp": now - 120}))),
+            R::Expired,
+        ),
+        (
+            "not yet valid",
+            key.sign(&with(json!({"nbf": now + 600}))),
+            R::NotYetValid,
+        ),
+        (
+            "wrong aud",
+            key.sign(&with(json!({"aud": "another-client"}))),
+            R::WrongAudience,
+        ),
+        (
+            "empty sub",
+            key.sign(&with(json!({"sub": ""}))),
+            R::MissingClaim("sub".into()),
+        ),
+    ];
+    for (case, token, expected) in cases {
+        assert_eq!(
+            verifier.verify(&token).await.unwrap_err(),
+            expected,
+            "{case}"
+        );
+    }
+    let mut no_aud = claims.clone();
+    no_aud.as_object_mut().unwrap().remove("aud");
+    assert_eq!(
+        verifier.verify(&key.sign(&no_aud)).await.unwrap_err(),
+        R::MissingClaim("aud".into())
+    );
+    // A token of Supabase's iss signed with a third-party key: Supabase's set has no such kid.
+    assert_eq!(
+        verifier
+            .verify(&key.sign(&user_claims(&supabase.issuer())))
+            .await
+            .unwrap_err(),
+        R::UnknownKeyId
+    );
+
+    let verified = verifier.verify(&genuine).await.unwrap();
+    assert_eq!(
+        verified.issuer,
+        TokenIssuer::ThirdParty(verifier.third_party()[0].tag)
+    );
+    assert_eq!(verified.claims.sub, "auth0|64f1c2a9e5b7d3");
+    // Clerk's tokens carry no aud, and need none.
+    let clerk_token = idp.clerk.sign(&clerk.claims("user_2kX9"));
+    let verified = verifier.verify(&clerk_token).await.unwrap();
+    assert_eq!(
+        verified.issuer,
+        TokenIssuer::ThirdParty(verifier.third_party()[1].tag)
+    );
+    assert_eq!(verified.claims.aud, None);
+}

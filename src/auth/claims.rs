@@ -1,15 +1,19 @@
-//! The claims of a Supabase access token, typed strictly: a claim of the wrong JSON type fails
-//! deserialization and so rejects the token, instead of being read as absent.
+//! The claims of an access token, typed strictly: a claim of the wrong JSON type fails
+//! deserialization and so rejects the token, instead of being read as absent. Supabase Auth's
+//! tokens carry all of them; a third-party issuer's carry the registered ones, `role` (which
+//! Supabase's third-party auth requires), and whichever others the provider sets.
 
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
-/// The payload Supabase Auth puts in a user's access token.
+/// The payload Supabase Auth puts in a user's access token, and the part of a third-party
+/// issuer's payload the service reads.
 ///
 /// Fields the service does not act on are left out; unknown fields are ignored so a new claim
-/// from Supabase does not lock users out.
+/// from Supabase (or a provider's own, such as Clerk's `sid` or Firebase's `user_id`) does not
+/// lock users out.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SupabaseClaims {
     /// The user's id (a UUID in Supabase).
@@ -21,7 +25,11 @@ pub struct SupabaseClaims {
     #[serde(default)]
     pub iat: Option<u64>,
     pub iss: String,
-    pub aud: Audience,
+    /// Required, and checked, for Supabase Auth's tokens and for a third-party issuer whose
+    /// entry names an audience: validation enforces it before these fields are read. Clerk's
+    /// session tokens and Cognito's access tokens have none.
+    #[serde(default)]
+    pub aud: Option<Audience>,
     /// `authenticated` for signed-in users; `anon` and `service_role` for the project's API keys.
     #[serde(default)]
     pub role: Option<String>,
@@ -42,6 +50,29 @@ pub struct SupabaseClaims {
     /// Editable by the user, so nothing may depend on it (`REQUIRE_CLAIMS` refuses it).
     #[serde(default)]
     pub user_metadata: Option<JsonObject>,
+    /// Firebase Auth's own claim: how the user signed in (firebase.google.com/docs/auth/admin/
+    /// verify-id-tokens). Read for `sign_in_provider: "anonymous"`, Firebase's anonymous users.
+    #[serde(default)]
+    pub firebase: Option<FirebaseClaim>,
+}
+
+impl SupabaseClaims {
+    /// An anonymous sign-in: Supabase's `is_anonymous`, or Firebase's anonymous provider.
+    pub fn is_anonymous(&self) -> bool {
+        self.is_anonymous == Some(true)
+            || self
+                .firebase
+                .as_ref()
+                .and_then(|firebase| firebase.sign_in_provider.as_deref())
+                == Some("anonymous")
+    }
+}
+
+/// The part of Firebase's `firebase` claim that is read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FirebaseClaim {
+    #[serde(default)]
+    pub sign_in_provider: Option<String>,
 }
 
 /// A claim that must be a JSON object, whose contents the service does not read and so does
@@ -121,10 +152,29 @@ mod tests {
 
     #[test]
     fn audience_is_a_string_or_an_array() {
-        assert!(parse(json!({})).unwrap().aud.contains("authenticated"));
-        let many = parse(json!({"aud": ["other", "authenticated"]})).unwrap();
-        assert!(many.aud.contains("authenticated"));
-        assert!(!many.aud.contains("anon"));
+        let aud = |claims: SupabaseClaims| claims.aud.unwrap();
+        assert!(aud(parse(json!({})).unwrap()).contains("authenticated"));
+        let many = aud(parse(json!({"aud": ["other", "authenticated"]})).unwrap());
+        assert!(many.contains("authenticated"));
+        assert!(!many.contains("anon"));
+        let mut without = base();
+        without.as_object_mut().unwrap().remove("aud");
+        let without: SupabaseClaims = serde_json::from_value(without).unwrap();
+        assert_eq!(without.aud, None, "a third-party token may have none");
+    }
+
+    #[test]
+    fn anonymous_is_supabases_flag_or_firebases_provider() {
+        assert!(!parse(json!({})).unwrap().is_anonymous());
+        assert!(parse(json!({"is_anonymous": true})).unwrap().is_anonymous());
+        let firebase = |provider: &str| {
+            parse(json!({"firebase": {"identities": {}, "sign_in_provider": provider}}))
+                .unwrap()
+                .is_anonymous()
+        };
+        assert!(firebase("anonymous"));
+        assert!(!firebase("password"));
+        assert!(parse(json!({"firebase": "anonymous"})).is_err());
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! The cache of Supabase's asymmetric signing keys, fetched from the project's JWKS endpoint.
+//! The cache of an issuer's asymmetric signing keys: Supabase's, fetched from the project's
+//! JWKS endpoint, and each third-party issuer's (`THIRD_PARTY_ISSUERS`), found through OIDC
+//! discovery or at the JWKS URL its entry names. One mechanism for all of them: each issuer has
+//! a [`KeyStore`] of its own, with the same bounds.
 //!
-//! Its state is two values:
+//! A store's state is two values:
 //! - the current [`KeySet`], which readers take (an `Arc`, behind a briefly held lock) without
 //!   ever waiting on a fetch. A fetch that succeeds replaces it whole, with the next generation
 //!   number; one that fails leaves it, so the last good keys stay in use;
@@ -11,21 +14,28 @@
 //! - a fetch finished after they asked: they waited on it, and take its outcome (concurrent
 //!   misses share one fetch);
 //! - for an unknown `kid`, the last fetch finished less than `min_refetch_interval` ago (a flood
-//!   of made-up `kid`s costs at most one fetch per interval).
+//!   of made-up `kid`s costs at most one fetch per interval, per issuer).
+//!
+//! A store found by discovery reads the discovery document on every fetch (so a provider that
+//! moves its `jwks_uri` is followed), and falls back on the `jwks_uri` it found last when the
+//! document cannot be read.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use reqwest::Url;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::VerificationKey;
+use super::discovery::discover;
+use super::jwk::usable_key;
 use crate::config::JwksTiming;
 
-/// A JWKS larger than this is not a Supabase key set.
+/// A JWKS (or discovery document) larger than this is not an issuer's. Supabase's and the
+/// providers' are a few KiB.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// The keys of one successful fetch, by `kid`.
@@ -50,6 +60,22 @@ struct LastFetch {
     succeeded: bool,
 }
 
+/// Where a store's keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A JWKS at a known URL: Supabase's, or one a `THIRD_PARTY_ISSUERS` entry names.
+    Jwks(Url),
+    /// The `jwks_uri` of an OpenID Connect discovery document, which must name `issuer` as its
+    /// own (OpenID Connect Discovery 1.0 §4.3).
+    Discovery {
+        document: Url,
+        issuer: String,
+        /// `ALLOW_INSECURE_HTTP`: whether a plain `http://` `jwks_uri` to another machine is
+        /// followed.
+        allow_insecure_http: bool,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
     #[error("could not reach {url}: {}", with_causes(source))]
@@ -71,9 +97,31 @@ pub enum JwksError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "{url} did not send an OpenID Connect discovery document with issuer and jwks_uri: {source}"
+    )]
+    NotADiscoveryDocument {
+        url: Url,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "{url} is the discovery document of the issuer {found:?}, not {configured:?}: write the issuer in THIRD_PARTY_ISSUERS exactly as its tokens' iss has it, trailing slash included"
+    )]
+    IssuerMismatch {
+        url: Url,
+        found: String,
+        configured: String,
+    },
+    #[error("{url} names the jwks_uri {jwks_uri:?}, {problem}")]
+    UnusableJwksUri {
+        url: Url,
+        jwks_uri: String,
+        problem: &'static str,
+    },
 }
 
-/// What `/readyz` reports about the key set.
+/// What `/readyz` reports about a key set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStoreStatus {
     /// No fetch has succeeded yet.
@@ -83,7 +131,10 @@ pub enum KeyStoreStatus {
 }
 
 pub struct KeyStore {
-    url: Url,
+    source: KeySource,
+    /// Whose keys these are: `supabase`, or a third-party issuer's tag. The `issuer` label of
+    /// the metrics, and a field of the log lines.
+    issuer: &'static str,
     client: reqwest::Client,
     timing: JwksTiming,
     /// Builds the `Validation` for a key's algorithm, so claim rules stay in one place.
@@ -91,29 +142,68 @@ pub struct KeyStore {
     current: RwLock<Arc<KeySet>>,
     /// Held for the whole of a fetch; `None` before the first one.
     last_fetch: tokio::sync::Mutex<Option<LastFetch>>,
+    /// The JWKS fetched last, or to be fetched first: the source's own, or the `jwks_uri` that
+    /// discovery named.
+    jwks_url: RwLock<Option<Url>>,
+    /// Why the last fetch failed, until one succeeds.
+    last_error: Mutex<Option<String>>,
 }
 
 impl KeyStore {
+    /// `issuer` names the store in metrics and logs (see the field).
     pub fn new(
-        url: Url,
+        source: KeySource,
+        issuer: &'static str,
         timing: JwksTiming,
         make_key: impl Fn(Algorithm, DecodingKey) -> VerificationKey + Send + Sync + 'static,
     ) -> Self {
-        let client = super::supabase_client(timing.fetch_timeout)
+        let client = super::http_client(timing.fetch_timeout)
             .build()
             .expect("the HTTP client's TLS backend initialises");
+        let jwks_url = match &source {
+            KeySource::Jwks(url) => Some(url.clone()),
+            KeySource::Discovery { .. } => None,
+        };
         Self {
-            url,
+            source,
+            issuer,
             client,
             timing,
             make_key: Box::new(make_key),
             current: RwLock::new(Arc::new(KeySet::default())),
             last_fetch: tokio::sync::Mutex::new(None),
+            jwks_url: RwLock::new(jwks_url),
+            last_error: Mutex::new(None),
         }
     }
 
+    /// The first URL a fetch reads: the JWKS, or the discovery document.
     pub fn url(&self) -> &Url {
-        &self.url
+        match &self.source {
+            KeySource::Jwks(url) => url,
+            KeySource::Discovery { document, .. } => document,
+        }
+    }
+
+    /// The JWKS in use; `None` while discovery has not yet named one.
+    pub fn jwks_url(&self) -> Option<Url> {
+        self.jwks_url
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Why the last fetch failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// `supabase`, or the tag of the third-party issuer.
+    pub fn issuer(&self) -> &'static str {
+        self.issuer
     }
 
     fn current(&self) -> RwLockReadGuard<'_, Arc<KeySet>> {
@@ -156,7 +246,11 @@ impl KeyStore {
             last.finished < missed_at && last.finished.elapsed() >= self.timing.min_refetch_interval
         });
         if due {
-            tracing::debug!(kid, "unknown key id: fetching the signing keys again");
+            tracing::debug!(
+                kid,
+                issuer = self.issuer,
+                "unknown key id: fetching the signing keys again"
+            );
             self.fetch_locked(&mut last_fetch).await;
         }
         drop(last_fetch);
@@ -192,13 +286,15 @@ impl KeyStore {
     async fn fetch_locked(&self, last_fetch: &mut Option<LastFetch>) -> bool {
         let outcome = self.fetch().await;
         let succeeded = outcome.is_ok();
-        crate::metrics::jwks_fetched(succeeded);
+        crate::metrics::jwks_fetched(self.issuer, succeeded);
         match outcome {
-            Ok(keys) => {
-                if keys.is_empty() {
-                    tracing::warn!(url = %self.url, "the JWKS holds no usable signing keys: only HS256 tokens (SUPABASE_JWT_SECRET) can be verified");
+            Ok((url, keys)) => {
+                if keys.is_empty() && self.issuer == super::SUPABASE {
+                    tracing::warn!(%url, "the JWKS holds no usable signing keys: only HS256 tokens (SUPABASE_JWT_SECRET) can be verified");
+                } else if keys.is_empty() {
+                    tracing::warn!(%url, issuer = self.issuer, "the JWKS holds no usable signing keys: no token of this issuer can be verified");
                 } else {
-                    tracing::info!(url = %self.url, keys = keys.len(), "fetched the Supabase signing keys");
+                    tracing::info!(%url, issuer = self.issuer, keys = keys.len(), "fetched the signing keys");
                 }
                 let mut current = self
                     .current
@@ -209,10 +305,19 @@ impl KeyStore {
                     fetched_at: Some(Instant::now()),
                     generation: current.generation + 1,
                 });
+                drop(current);
+                *self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
             }
             Err(error) => {
                 let kept = self.snapshot().keys.len();
-                tracing::warn!(%error, kept_keys = kept, "could not fetch the Supabase signing keys; keeping the last good ones");
+                tracing::warn!(%error, issuer = self.issuer, kept_keys = kept, "could not fetch the signing keys; keeping the last good ones");
+                *self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
             }
         }
         *last_fetch = Some(LastFetch {
@@ -222,8 +327,15 @@ impl KeyStore {
         succeeded
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, Arc<VerificationKey>>, JwksError> {
-        let document = download(&self.client, &self.url).await?;
+    async fn fetch(&self) -> Result<(Url, HashMap<String, Arc<VerificationKey>>), JwksError> {
+        let url = self.locate().await?;
+        let document: JwksDocument =
+            download(&self.client, &url)
+                .await?
+                .map_err(|source| JwksError::NotAKeySet {
+                    url: url.clone(),
+                    source,
+                })?;
         let mut keys = HashMap::new();
         for raw in document.keys {
             match usable_key(raw) {
@@ -232,11 +344,40 @@ impl KeyStore {
                 }
                 Ok(None) => {}
                 Err(reason) => {
-                    tracing::warn!(url = %self.url, reason, "skipped a key in the JWKS")
+                    tracing::warn!(%url, issuer = self.issuer, reason, "skipped a key in the JWKS")
                 }
             }
         }
-        Ok(keys)
+        Ok((url, keys))
+    }
+
+    /// The JWKS to fetch: the source's own, or what discovery names now, or, when the discovery
+    /// document cannot be read, what it named last.
+    async fn locate(&self) -> Result<Url, JwksError> {
+        let KeySource::Discovery {
+            document,
+            issuer,
+            allow_insecure_http,
+        } = &self.source
+        else {
+            return Ok(self.url().clone());
+        };
+        match discover(&self.client, document, issuer, *allow_insecure_http).await {
+            Ok(url) => {
+                *self
+                    .jwks_url
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(url.clone());
+                Ok(url)
+            }
+            Err(error) => match self.jwks_url() {
+                Some(known) => {
+                    tracing::warn!(%error, issuer = self.issuer, jwks_uri = %known, "could not read the discovery document; fetching the jwks_uri it named last");
+                    Ok(known)
+                }
+                None => Err(error),
+            },
+        }
     }
 }
 
@@ -251,13 +392,34 @@ pub enum KeyReport {
     Skipped(String),
 }
 
-/// Fetches the key set at `url` once, the way the key store does, and says what each key is.
-pub async fn inspect(url: &Url, timeout: Duration) -> Result<Vec<KeyReport>, JwksError> {
-    let client = super::supabase_client(timeout)
+/// What [`inspect`] found: the JWKS it read (the `jwks_uri` discovery named, for a discovery
+/// source), and each of its keys.
+pub struct Inspection {
+    pub jwks_url: Url,
+    pub keys: Vec<KeyReport>,
+}
+
+/// Fetches the key set of `source` once, the way a key store does, and says what each key is.
+pub async fn inspect(source: &KeySource, timeout: Duration) -> Result<Inspection, JwksError> {
+    let client = super::http_client(timeout)
         .build()
         .expect("the HTTP client's TLS backend initialises");
-    let document = download(&client, url).await?;
-    Ok(document
+    let jwks_url = match source {
+        KeySource::Jwks(url) => url.clone(),
+        KeySource::Discovery {
+            document,
+            issuer,
+            allow_insecure_http,
+        } => discover(&client, document, issuer, *allow_insecure_http).await?,
+    };
+    let document: JwksDocument =
+        download(&client, &jwks_url)
+            .await?
+            .map_err(|source| JwksError::NotAKeySet {
+                url: jwks_url.clone(),
+                source,
+            })?;
+    let keys = document
         .keys
         .into_iter()
         .map(|raw| match usable_key(raw) {
@@ -265,11 +427,16 @@ pub async fn inspect(url: &Url, timeout: Duration) -> Result<Vec<KeyReport>, Jwk
             Ok(None) => KeyReport::Ignored,
             Err(reason) => KeyReport::Skipped(reason),
         })
-        .collect())
+        .collect();
+    Ok(Inspection { jwks_url, keys })
 }
 
-/// `GET url`, bounded to [`MAX_JWKS_BYTES`], read as a JWKS document.
-async fn download(client: &reqwest::Client, url: &Url) -> Result<JwksDocument, JwksError> {
+/// `GET url`, bounded to [`MAX_JWKS_BYTES`], read as JSON: the outer error is the transfer's,
+/// the inner one the document's, which the caller names.
+pub(super) async fn download<T: DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &Url,
+) -> Result<Result<T, serde_json::Error>, JwksError> {
     let unreachable = |source| JwksError::Unreachable {
         url: url.clone(),
         source,
@@ -293,10 +460,7 @@ async fn download(client: &reqwest::Client, url: &Url) -> Result<JwksDocument, J
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body).map_err(|source| JwksError::NotAKeySet {
-        url: url.clone(),
-        source,
-    })
+    Ok(serde_json::from_slice(&body))
 }
 
 /// reqwest's own message is "error sending request"; the useful part (connection refused,
@@ -308,121 +472,4 @@ pub(super) fn with_causes(error: &reqwest::Error) -> String {
 #[derive(Deserialize)]
 struct JwksDocument {
     keys: Vec<serde_json::Value>,
-}
-
-/// Turns one JWKS entry into a verification key, or says why not.
-///
-/// `Ok(None)` is a key we deliberately ignore: symmetric (`oct`) keys, which a public JWKS must
-/// not hold and which would let a public value act as an HMAC secret, and encryption keys.
-fn usable_key(raw: serde_json::Value) -> Result<Option<(String, Algorithm, DecodingKey)>, String> {
-    let jwk: Jwk =
-        serde_json::from_value(raw).map_err(|error| format!("unreadable key: {error}"))?;
-    if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
-        return Ok(None);
-    }
-    if matches!(jwk.common.public_key_use, Some(ref key_use) if *key_use != PublicKeyUse::Signature)
-    {
-        return Ok(None);
-    }
-    let kid = jwk
-        .common
-        .key_id
-        .clone()
-        .ok_or("key without a kid (tokens name their key by kid)")?;
-    let implied = match &jwk.algorithm {
-        AlgorithmParameters::EllipticCurve(params) => match params.curve {
-            EllipticCurve::P256 => Algorithm::ES256,
-            EllipticCurve::P384 => Algorithm::ES384,
-            _ => return Err(format!("kid {kid}: unsupported elliptic curve")),
-        },
-        AlgorithmParameters::RSA(_) => Algorithm::RS256,
-        AlgorithmParameters::OctetKeyPair(params) if params.curve == EllipticCurve::Ed25519 => {
-            Algorithm::EdDSA
-        }
-        _ => return Err(format!("kid {kid}: unsupported key type")),
-    };
-    let algorithm = match jwk.common.key_algorithm {
-        None => implied,
-        Some(declared) => {
-            let declared = algorithm_of(declared)
-                .ok_or_else(|| format!("kid {kid}: unsupported alg {declared:?}"))?;
-            let same_family = declared.family() == implied.family();
-            let same_curve =
-                implied.family() != jsonwebtoken::AlgorithmFamily::Ec || declared == implied;
-            if !(same_family && same_curve) {
-                return Err(format!(
-                    "kid {kid}: alg {declared:?} does not fit the key type"
-                ));
-            }
-            declared
-        }
-    };
-    let decoding_key =
-        DecodingKey::from_jwk(&jwk).map_err(|error| format!("kid {kid}: {error}"))?;
-    Ok(Some((kid, algorithm, decoding_key)))
-}
-
-/// The signature algorithms a JWKS key may declare.
-fn algorithm_of(declared: KeyAlgorithm) -> Option<Algorithm> {
-    Some(match declared {
-        KeyAlgorithm::ES256 => Algorithm::ES256,
-        KeyAlgorithm::ES384 => Algorithm::ES384,
-        KeyAlgorithm::RS256 => Algorithm::RS256,
-        KeyAlgorithm::RS384 => Algorithm::RS384,
-        KeyAlgorithm::RS512 => Algorithm::RS512,
-        KeyAlgorithm::PS256 => Algorithm::PS256,
-        KeyAlgorithm::PS384 => Algorithm::PS384,
-        KeyAlgorithm::PS512 => Algorithm::PS512,
-        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn alg_of(key: serde_json::Value) -> Result<Option<Algorithm>, String> {
-        usable_key(key).map(|found| found.map(|(_, algorithm, _)| algorithm))
-    }
-
-    // A P-256 public key (RFC 7515 appendix A.3).
-    fn p256(extra: serde_json::Value) -> serde_json::Value {
-        let mut key = json!({
-            "kty": "EC", "crv": "P-256", "kid": "ec-1",
-            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
-        });
-        for (name, value) in extra.as_object().unwrap() {
-            key[name] = value.clone();
-        }
-        key
-    }
-
-    #[test]
-    fn the_algorithm_comes_from_the_key() {
-        assert_eq!(alg_of(p256(json!({}))).unwrap(), Some(Algorithm::ES256));
-        assert_eq!(
-            alg_of(p256(json!({"alg": "ES256", "use": "sig"}))).unwrap(),
-            Some(Algorithm::ES256)
-        );
-        assert!(alg_of(p256(json!({"alg": "RS256"}))).is_err());
-        assert!(alg_of(p256(json!({"alg": "ES384"}))).is_err());
-        assert!(alg_of(p256(json!({"alg": "HS256"}))).is_err());
-    }
-
-    #[test]
-    fn symmetric_and_encryption_keys_are_ignored() {
-        let oct = json!({"kty": "oct", "kid": "legacy", "k": "c2VjcmV0", "alg": "HS256"});
-        assert_eq!(alg_of(oct).unwrap(), None);
-        assert_eq!(alg_of(p256(json!({"use": "enc"}))).unwrap(), None);
-    }
-
-    #[test]
-    fn keys_without_kid_are_skipped_with_a_reason() {
-        let mut key = p256(json!({}));
-        key.as_object_mut().unwrap().remove("kid");
-        assert!(alg_of(key).unwrap_err().contains("kid"));
-    }
 }

@@ -67,7 +67,7 @@ impl AccessPolicy {
         if role != "authenticated" {
             return Err(PolicyRefusal::RoleNotAllowed(role.to_owned()));
         }
-        if claims.is_anonymous == Some(true) && !self.allow_anonymous_users {
+        if claims.is_anonymous() && !self.allow_anonymous_users {
             return Err(PolicyRefusal::AnonymousUser);
         }
         if self.rules.require_aal2 && claims.aal.as_deref() != Some("aal2") {

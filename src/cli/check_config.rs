@@ -1,12 +1,12 @@
 //! `check-config`: validate the configuration and print it, secrets redacted; with `--online`,
-//! also ask Supabase and Telnyx, read-only, whether the values work.
+//! also ask Supabase, each third-party issuer and Telnyx, read-only, whether the values work.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::auth::jwks::{self, KeyReport};
+use crate::auth::jwks::{self, KeyReport, KeySource};
 use crate::auth::session;
-use crate::config::{Config, CredentialSourceConfig, PerUserConfig};
+use crate::config::{Config, CredentialSourceConfig, KeyLocation, PerUserConfig, ThirdPartyIssuer};
 use crate::server::open_files::ConnectionBudget;
 use crate::telnyx::{TelnyxClient, TelnyxError};
 
@@ -53,7 +53,7 @@ pub(super) fn check_config(online: bool) -> ExitCode {
 
 /// One line of the report: what was checked, and what was found or what to fix.
 struct Check {
-    name: &'static str,
+    name: String,
     outcome: Result<String, String>,
 }
 
@@ -71,13 +71,19 @@ async fn online_checks(config: &Config) -> Vec<Check> {
     let mut checks = Vec::new();
     if let Some(url) = &config.auth.jwks_url {
         checks.push(Check {
-            name: "Supabase signing keys",
+            name: "Supabase signing keys".into(),
             outcome: signing_keys(url, config.auth.jwt_secret.is_some()).await,
+        });
+    }
+    for issuer in &config.auth.third_party_issuers {
+        checks.push(Check {
+            name: format!("Signing keys of {} ({})", issuer.issuer, issuer.tag),
+            outcome: third_party_keys(issuer, config.allow_insecure_http).await,
         });
     }
     if let Some(session_check) = &config.auth.session_check {
         checks.push(Check {
-            name: "Supabase anon key",
+            name: "Supabase anon key".into(),
             outcome: session::check_anon_key(session_check).await.map(|()| {
                 "accepted (SUPABASE_VERIFY_SESSION can ask Supabase about sessions)".into()
             }),
@@ -90,9 +96,67 @@ async fn online_checks(config: &Config) -> Vec<Check> {
 }
 
 async fn signing_keys(url: &reqwest::Url, has_jwt_secret: bool) -> Result<String, String> {
-    let keys = jwks::inspect(url, FETCH_TIMEOUT).await.map_err(|error| {
-        format!("{error}: check SUPABASE_URL, and that this machine reaches it over HTTPS")
+    let inspection = jwks::inspect(&KeySource::Jwks(url.clone()), FETCH_TIMEOUT)
+        .await
+        .map_err(|error| {
+            format!("{error}: check SUPABASE_URL, and that this machine reaches it over HTTPS")
+        })?;
+    let (usable, skipped) = describe(inspection.keys);
+    match (usable.is_empty(), has_jwt_secret) {
+        (false, _) => Ok(format!(
+            "{url} holds {} usable: {}{skipped}",
+            plural(usable.len(), "key"),
+            usable.join(", ")
+        )),
+        (true, true) => Ok(format!(
+            "{url} holds no asymmetric signing key{skipped}: tokens are verified with SUPABASE_JWT_SECRET (HS256) alone"
+        )),
+        (true, false) => Err(format!(
+            "{url} holds no usable signing key{skipped}, and SUPABASE_JWT_SECRET is not set, so no token can be verified: set SUPABASE_JWT_SECRET to the project's legacy JWT secret, or give the project an asymmetric signing key (Supabase dashboard → Project Settings → JWT Keys)"
+        )),
+    }
+}
+
+/// An issuer's discovery document (which must name the issuer and a `jwks_uri`) or the JWKS its
+/// entry names, then the keys there: at least one must be usable, as nothing else verifies its
+/// tokens.
+async fn third_party_keys(
+    issuer: &ThirdPartyIssuer,
+    allow_insecure_http: bool,
+) -> Result<String, String> {
+    let source = match &issuer.keys {
+        KeyLocation::Jwks(url) => KeySource::Jwks(url.clone()),
+        KeyLocation::Discovery(document) => KeySource::Discovery {
+            document: document.clone(),
+            issuer: issuer.issuer.clone(),
+            allow_insecure_http,
+        },
+    };
+    let inspection = jwks::inspect(&source, FETCH_TIMEOUT).await.map_err(|error| {
+        format!("{error}: check its entry in THIRD_PARTY_ISSUERS, and that this machine reaches it over HTTPS")
     })?;
+    let found = match &issuer.keys {
+        KeyLocation::Discovery(document) => format!(
+            "discovery at {document} names the jwks_uri {}, which",
+            inspection.jwks_url
+        ),
+        KeyLocation::Jwks(url) => url.to_string(),
+    };
+    let (usable, skipped) = describe(inspection.keys);
+    if usable.is_empty() {
+        return Err(format!(
+            "{found} holds no usable signing key{skipped}, so no token of this issuer can be verified: check that its entry in THIRD_PARTY_ISSUERS names the issuer's own keys"
+        ));
+    }
+    Ok(format!(
+        "{found} holds {} usable: {}{skipped}",
+        plural(usable.len(), "key"),
+        usable.join(", ")
+    ))
+}
+
+/// The usable keys of a JWKS as `<alg> (kid <kid>)`, and why any others were skipped.
+fn describe(keys: Vec<KeyReport>) -> (Vec<String>, String) {
     let mut usable = Vec::new();
     let mut skipped = Vec::new();
     for key in keys {
@@ -109,19 +173,7 @@ async fn signing_keys(url: &reqwest::Url, has_jwt_secret: bool) -> Result<String
     } else {
         format!("; skipped {}", skipped.join("; "))
     };
-    match (usable.is_empty(), has_jwt_secret) {
-        (false, _) => Ok(format!(
-            "{url} holds {} usable: {}{skipped}",
-            plural(usable.len(), "key"),
-            usable.join(", ")
-        )),
-        (true, true) => Ok(format!(
-            "{url} holds no asymmetric signing key{skipped}: tokens are verified with SUPABASE_JWT_SECRET (HS256) alone"
-        )),
-        (true, false) => Err(format!(
-            "{url} holds no usable signing key{skipped}, and SUPABASE_JWT_SECRET is not set, so no token can be verified: set SUPABASE_JWT_SECRET to the project's legacy JWT secret, or give the project an asymmetric signing key (Supabase dashboard → Project Settings → JWT Keys)"
-        )),
-    }
+    (usable, skipped)
 }
 
 /// The API key and the connection, then the telephony credentials on it: both read-only.
@@ -130,7 +182,7 @@ async fn telnyx(per_user: &PerUserConfig) -> Vec<Check> {
         Ok(client) => client,
         Err(problem) => {
             return vec![Check {
-                name: "Telnyx API key and connection",
+                name: "Telnyx API key and connection".into(),
                 outcome: Err(problem),
             }];
         }
@@ -163,12 +215,12 @@ async fn telnyx(per_user: &PerUserConfig) -> Vec<Check> {
         });
     let reached = connection.is_ok();
     let mut checks = vec![Check {
-        name: "Telnyx API key and connection",
+        name: "Telnyx API key and connection".into(),
         outcome: connection,
     }];
     if reached {
         checks.push(Check {
-            name: "Telnyx telephony credentials",
+            name: "Telnyx telephony credentials".into(),
             outcome: client
                 .count_credentials(id, &client.budget())
                 .await

@@ -1,10 +1,13 @@
 //! `prune [--apply]`: find the per_user credentials that pile up at Telnyx, and delete them.
 //!
 //! Lists every credential on `TELNYX_WEBRTC_CONNECTION_ID` (every page), keeps to those this
-//! service named (`supabase:<user id>`), and reports those to delete: expired ones (Telnyx
-//! allows nothing else for them) and, with `SUPABASE_SERVICE_ROLE_KEY`, those whose Supabase
-//! user no longer exists. A dry run unless `--apply`. Exit codes: 0 done, 1 something could not
-//! be done (a deletion, a listing, a user check), 2 a configuration error.
+//! service named (`supabase:<user id>`, and `<issuer tag>:<sub>` for users of a third-party
+//! issuer), and reports those to delete: expired ones (Telnyx allows nothing else for them)
+//! and, with `SUPABASE_SERVICE_ROLE_KEY`, those whose Supabase user no longer exists. Only
+//! Supabase can be asked whether a user exists, so a third-party user's credential goes only
+//! once expired: `TELNYX_CREDENTIAL_IDLE_DAYS` after its last token. A dry run unless
+//! `--apply`. Exit codes: 0 done, 1 something could not be done (a deletion, a listing, a user
+//! check), 2 a configuration error.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use tokio::task::JoinSet;
 use super::progress::Progress;
 use super::{EXIT_CONFIG, config_failure};
 use crate::config::PruneConfig;
-use crate::credentials::{CredentialError, owner_of};
+use crate::credentials::{CredentialError, is_third_party_name, owner_of};
 use crate::supabase_admin::{AdminError, SupabaseAdmin, UserStatus};
 use crate::telnyx::{TelephonyCredential, TelnyxClient, TelnyxError};
 
@@ -102,13 +105,22 @@ async fn run(config: &PruneConfig, apply: bool) -> ExitCode {
     let total = listed.len();
     let ours: Vec<TelephonyCredential> = listed
         .into_iter()
-        .filter(|credential| credential.name.as_deref().and_then(owner_of).is_some())
+        .filter(|credential| {
+            credential
+                .name
+                .as_deref()
+                .is_some_and(|name| owner_of(name).is_some() || is_third_party_name(name))
+        })
         .collect();
     let named = ours.len();
     let now = SystemTime::now();
     let (expired, live): (Vec<_>, Vec<_>) = ours
         .into_iter()
         .partition(|credential| credential.is_expired(now));
+    // Those of third-party users wait for their expiry: only Supabase can be asked about users.
+    let (live, third_party): (Vec<_>, Vec<_>) = live
+        .into_iter()
+        .partition(|credential| credential.name.as_deref().and_then(owner_of).is_some());
     let mut expired = expired;
     expired.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
     let mut doomed: Vec<Doomed> = expired
@@ -150,8 +162,16 @@ async fn run(config: &PruneConfig, apply: bool) -> ExitCode {
         .iter()
         .filter(|doomed| doomed.reason == Reason::Expired)
         .count();
+    let third_party_note = if third_party.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} of third-party users kept until they expire",
+            third_party.len()
+        )
+    };
     let summary = format!(
-        "Connection {}: {total} credentials, {named} named by this service; {} to delete ({expired_count} expired, {} whose Supabase user no longer exists){users_note}.",
+        "Connection {}: {total} credentials, {named} named by this service; {} to delete ({expired_count} expired, {} whose Supabase user no longer exists){users_note}{third_party_note}.",
         config.connection_id,
         doomed.len(),
         doomed.len() - expired_count,

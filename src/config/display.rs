@@ -37,6 +37,18 @@ impl fmt::Display for Config {
             "SUPABASE_JWT_SECRET    = {}",
             set(auth.jwt_secret.as_ref())
         )?;
+        if auth.third_party_issuers.is_empty() {
+            writeln!(f, "THIRD_PARTY_ISSUERS    = none")?;
+        } else {
+            writeln!(
+                f,
+                "THIRD_PARTY_ISSUERS    = {} issuer(s)",
+                auth.third_party_issuers.len()
+            )?;
+            for issuer in &auth.third_party_issuers {
+                writeln!(f, "  {issuer}")?;
+            }
+        }
         writeln!(f, "JWT_LEEWAY_SECS        = {}", auth.leeway.as_secs())?;
         writeln!(f, "ALLOW_ANONYMOUS_USERS  = {}", auth.allow_anonymous_users)?;
         writeln!(

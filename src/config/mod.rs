@@ -19,6 +19,7 @@ pub use access::{
 };
 pub use connections::ConnectionConfig;
 pub use credentials::DEFAULT_TELNYX_API_BASE_URL;
+pub use issuers::{KeyLocation, MAX_THIRD_PARTY_ISSUERS, ThirdPartyIssuer, discovery_url};
 pub use limits::{LimitsConfig, RateLimit};
 pub use prune::{PruneConfig, SupabaseAdminConfig};
 pub use shared::{DEFAULT_REDIS_COMMAND_TIMEOUT_MS, RedisConfig};
@@ -30,6 +31,7 @@ mod connections;
 mod credentials;
 mod display;
 mod env;
+mod issuers;
 mod limits;
 mod prune;
 mod shared;
@@ -99,10 +101,15 @@ pub struct AuthConfig {
     pub jwks: JwksTiming,
     /// How many verified tokens to remember (`auth::cache`); 0 verifies every request in full.
     pub access_token_cache_entries: usize,
+    /// `THIRD_PARTY_ISSUERS`: the other identity providers the Supabase project trusts.
+    pub third_party_issuers: Vec<ThirdPartyIssuer>,
+    /// `ALLOW_INSECURE_HTTP`, for the `jwks_uri` a discovery document names.
+    pub allow_insecure_http: bool,
 }
 
-/// How often the signing keys are fetched. Not read from the environment: the defaults follow
-/// Supabase's own cache headers; tests shorten them.
+/// How often the signing keys are fetched, Supabase's and each third-party issuer's alike. Not
+/// read from the environment: the defaults follow Supabase's own cache headers; tests shorten
+/// them.
 #[derive(Debug, Clone, Copy)]
 pub struct JwksTiming {
     /// Background refresh period after a successful fetch (Supabase serves `max-age=600`).
@@ -279,6 +286,7 @@ impl Config {
         let jwks_url = supabase_url
             .as_ref()
             .and_then(|url| Url::parse(&format!("{url}/auth/v1/.well-known/jwks.json")).ok());
+        let third_party_issuers = issuers::read(&mut env, issuer.as_deref(), allow_insecure_http);
         let jwt_secret = env.optional("SUPABASE_JWT_SECRET").and_then(|secret| {
             if secret.len() < MIN_JWT_SECRET_LEN {
                 env.problem(
@@ -304,6 +312,8 @@ impl Config {
             session_check: access::read_session_check(&mut env, supabase_url.as_deref()),
             jwks: JwksTiming::default(),
             access_token_cache_entries: access_token_cache_entries(&mut env),
+            third_party_issuers,
+            allow_insecure_http,
         };
         let credentials = credentials::credential_config(&mut env, None, allow_insecure_http);
         let config = common(&mut env, auth, credentials, allow_insecure_http);
@@ -332,6 +342,8 @@ impl Config {
             session_check: None,
             jwks: JwksTiming::default(),
             access_token_cache_entries: access_token_cache_entries(&mut env),
+            third_party_issuers: Vec::new(),
+            allow_insecure_http: false,
         };
         let credentials = credentials::credential_config(
             &mut env,
@@ -450,7 +462,11 @@ pub(super) fn parse_supabase_url(value: &str, allow_insecure_http: bool) -> Resu
 
 /// Plain `http://` only to this machine (a local stand-in, a sidecar), unless the operator has
 /// said the network is trusted with `ALLOW_INSECURE_HTTP=true`.
-fn refuse_plain_http(url: &Url, allow_insecure_http: bool, risk: &str) -> Result<(), String> {
+pub(crate) fn refuse_plain_http(
+    url: &Url,
+    allow_insecure_http: bool,
+    risk: &str,
+) -> Result<(), String> {
     if url.scheme() != "http" || allow_insecure_http || is_loopback(url) {
         return Ok(());
     }
@@ -462,7 +478,7 @@ fn refuse_plain_http(url: &Url, allow_insecure_http: bool, risk: &str) -> Result
 }
 
 /// `localhost` (which RFC 6761 reserves for this machine) or a loopback address.
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;
     };

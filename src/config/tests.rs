@@ -125,6 +125,21 @@ fn malformed_values_name_the_variable_and_the_fix() {
         ("REQUIRE_AAL2", "yes please", "true or false"),
         ("SUPABASE_VERIFY_SESSION", "on", "true or false"),
         ("SESSION_CHECK_CACHE_SECS", "forever", "whole number from 0"),
+        (
+            "THIRD_PARTY_ISSUERS",
+            "clerk.example.com",
+            "not an https:// URL",
+        ),
+        (
+            "THIRD_PARTY_ISSUERS",
+            "https://abcd.supabase.co/auth/v1",
+            "Supabase project's own issuer",
+        ),
+        (
+            "THIRD_PARTY_ISSUERS",
+            "https://clerk.example.com|aud",
+            "aud is empty",
+        ),
     ];
     for (variable, value, hint) in cases {
         let errors = load(&[(variable, value)]).unwrap_err();
@@ -673,4 +688,55 @@ fn connection_settings_out_of_range_say_what_to_set() {
             "{variable}={value}: {errors}"
         );
     }
+}
+
+#[test]
+fn third_party_issuers_are_read_with_their_tags_and_printed() {
+    let config = load(&[]).unwrap();
+    assert!(config.auth.third_party_issuers.is_empty());
+    assert!(config.to_string().contains("THIRD_PARTY_ISSUERS    = none"));
+
+    let config = load(&[(
+        "THIRD_PARTY_ISSUERS",
+        "https://clerk.example.com, https://securetoken.google.com/my-app=https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com|aud=my-app",
+    )])
+    .unwrap();
+    let issuers = &config.auth.third_party_issuers;
+    assert_eq!(issuers.len(), 2);
+    assert_eq!(issuers[0].issuer, "https://clerk.example.com");
+    assert_eq!(
+        issuers[0].tag,
+        crate::credentials::issuer_tag("https://clerk.example.com")
+    );
+    assert_eq!(issuers[1].audience.as_deref(), Some("my-app"));
+    let printed = config.to_string();
+    assert!(
+        printed.contains("THIRD_PARTY_ISSUERS    = 2 issuer(s)"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "  https://clerk.example.com (tag {}): keys by discovery at https://clerk.example.com/.well-known/openid-configuration, aud not checked",
+            issuers[0].tag
+        )),
+        "{printed}"
+    );
+
+    // A custom SUPABASE_JWT_ISSUER is the project's own too; every faulty entry is named.
+    let errors = load(&[
+        ("SUPABASE_JWT_ISSUER", "https://auth.example.com/auth/v1"),
+        (
+            "THIRD_PARTY_ISSUERS",
+            "https://auth.example.com/auth/v1,http://idp.example.com",
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(named(&errors), ["THIRD_PARTY_ISSUERS"]);
+    assert_eq!(errors.0.len(), 2, "{errors}");
+    let config = load(&[
+        ("THIRD_PARTY_ISSUERS", "http://idp.example.com"),
+        ("ALLOW_INSECURE_HTTP", "true"),
+    ])
+    .unwrap();
+    assert!(config.auth.allow_insecure_http);
 }

@@ -9,15 +9,24 @@ use aws_lc_rs::digest::{SHA256, digest};
 /// user id: `supabase:<sub>`.
 const SUPABASE_PREFIX: &str = "supabase:";
 
-/// Between the user and the device in a device's credential name: `supabase:<sub>:<device_id>`.
-/// A Supabase `sub` is a UUID, and a [`DeviceId`] has no colon, so the name reads back one way.
+/// Between the user and the device in a device's credential name: `<user key>:<device_id>`. A
+/// Supabase `sub` is a UUID, and a [`DeviceId`] has no colon, so a Supabase device's name reads
+/// back one way; a third-party `sub` with a colon in it could read as another user's device only
+/// if its issuer handed out both `x` and `x:<device_id>`, which no issuer lets a user choose.
 const DEVICE_SEPARATOR: char = ':';
 
 /// Before the hash in a user's tag at Telnyx.
 const TAG_PREFIX: &str = "twc-";
 
-/// Hex digits of SHA-256 in a tag: 128 bits, no collision in any real number of users.
+/// Hex digits of SHA-256 in a user's tag: 128 bits, no collision in any real number of users.
 const TAG_HASH_HEX: usize = 32;
+
+/// What the tag of a third-party issuer (`THIRD_PARTY_ISSUERS`) starts with; [`issuer_tag`]
+/// adds ten hex digits.
+const THIRD_PARTY_TAG_PREFIX: &str = "idp-";
+/// Hex digits of SHA-256 in an issuer's tag: 40 bits, so two configured issuers never share one
+/// by chance (and config validation refuses it if they did).
+const TAG_HEX_DIGITS: usize = 10;
 
 /// The holder of one telephony credential. In per_user mode its [`credential_name`] finds the
 /// credential again at Telnyx, and keys every cache and shared-state entry that belongs to it;
@@ -28,7 +37,7 @@ const TAG_HASH_HEX: usize = 32;
 /// [`tag`]: Holder::tag
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Holder {
-    /// The user, namespaced by who vouches for them: `supabase:<sub>`.
+    /// The user, namespaced by who vouches for them: `supabase:<sub>`, or `<issuer tag>:<sub>`.
     user: String,
     /// `None` for the user's default credential, the one frontends without a device id get.
     device: Option<DeviceId>,
@@ -43,12 +52,21 @@ impl Holder {
         }
     }
 
+    /// A user of a third-party issuer, by its [`issuer_tag`] and the verified token's `sub`:
+    /// two issuers may hand out the same `sub`, and each user gets a credential of their own.
+    pub fn third_party(tag: &str, sub: &str) -> Self {
+        Self {
+            user: format!("{tag}:{sub}"),
+            device: None,
+        }
+    }
+
     /// The same user's credential for `device` (`None`: their default one).
     pub fn with_device(self, device: Option<DeviceId>) -> Self {
         Self { device, ..self }
     }
 
-    /// The user, across everything of theirs: `supabase:<sub>`.
+    /// The user, across everything of theirs: `supabase:<sub>` or `<issuer tag>:<sub>`.
     pub fn user_key(&self) -> &str {
         &self.user
     }
@@ -66,8 +84,8 @@ impl Holder {
         }
     }
 
-    /// The name of the holder's credential at Telnyx: `supabase:<sub>`, or
-    /// `supabase:<sub>:<device_id>` for a device's.
+    /// The name of the holder's credential at Telnyx: the user key (`supabase:<sub>`,
+    /// `<issuer tag>:<sub>`), and `:<device_id>` after it for a device's.
     pub fn credential_name(&self) -> String {
         match &self.device {
             None => self.user.clone(),
@@ -146,8 +164,27 @@ impl fmt::Display for DeviceId {
     }
 }
 
-/// The Supabase user a credential was created for, if this service named it (`prune` touches
-/// no other): `supabase:<sub>` or `supabase:<sub>:<device_id>` give `<sub>`.
+/// The short, stable name of a third-party issuer in credential names, metrics and logs:
+/// `idp-` and the first ten hex digits of the SHA-256 of the issuer exactly as its tokens'
+/// `iss` carries it.
+///
+/// Derived, not chosen: a tag a person picks could by mistake be given to a second issuer,
+/// whose users would then reach the first one's credentials wherever a `sub` repeats. An issuer
+/// whose URL changes (a new custom domain) is a new namespace of user ids, and gets a new tag.
+/// Telnyx sets no length or character limit on a credential's `name` (team-telnyx/openapi
+/// `spec3.yml`, `TelephonyCredentialCreateRequest`), and the tag keeps names short.
+pub fn issuer_tag(issuer: &str) -> String {
+    let hash = digest(&SHA256, issuer.as_bytes());
+    let hex: String = hash
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{THIRD_PARTY_TAG_PREFIX}{}", &hex[..TAG_HEX_DIGITS])
+}
+
+/// The Supabase user a credential was created for, if this service named it for one (`prune`
+/// asks Supabase about no other): `supabase:<sub>` or `supabase:<sub>:<device_id>` give `<sub>`.
 pub fn owner_of(credential_name: &str) -> Option<&str> {
     let rest = credential_name.strip_prefix(SUPABASE_PREFIX)?;
     let (user_id, device) = match rest.split_once(DEVICE_SEPARATOR) {
@@ -156,6 +193,22 @@ pub fn owner_of(credential_name: &str) -> Option<&str> {
     };
     let device_is_ours = device.is_none_or(|device| DeviceId::parse(device).is_ok());
     (!user_id.is_empty() && device_is_ours).then_some(user_id)
+}
+
+/// Whether this service named the credential for a user of a third-party issuer
+/// (`<issuer tag>:<sub>`), whether or not that issuer is still configured.
+pub fn is_third_party_name(credential_name: &str) -> bool {
+    let Some((tag, sub)) = credential_name.split_once(':') else {
+        return false;
+    };
+    let Some(hex) = tag.strip_prefix(THIRD_PARTY_TAG_PREFIX) else {
+        return false;
+    };
+    hex.len() == TAG_HEX_DIGITS
+        && hex
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+        && !sub.is_empty()
 }
 
 #[cfg(test)]
@@ -169,6 +222,7 @@ mod tests {
         let holder = Holder::supabase_user(SUB);
         assert_eq!(holder.credential_name(), format!("supabase:{SUB}"));
         assert_eq!(owner_of(&holder.credential_name()), Some(SUB));
+        assert!(!is_third_party_name(&holder.credential_name()));
         assert_eq!(owner_of("supabase:"), None);
         assert_eq!(owner_of("someone-else"), None);
     }
@@ -239,5 +293,57 @@ mod tests {
         ] {
             assert_eq!(DeviceId::parse(bad), Err(InvalidDeviceId), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_same_sub_from_two_issuers_is_two_holders() {
+        let clerk = issuer_tag("https://clerk.example.com");
+        let auth0 = issuer_tag("https://example.us.auth0.com/");
+        assert_ne!(clerk, auth0);
+        assert_eq!(clerk, issuer_tag("https://clerk.example.com"), "stable");
+        assert_ne!(
+            clerk,
+            issuer_tag("https://clerk.example.com/"),
+            "the exact iss"
+        );
+        assert!(clerk.starts_with("idp-") && clerk.len() == 14, "{clerk}");
+        let a = Holder::third_party(&clerk, "user_2abc");
+        let b = Holder::third_party(&auth0, "user_2abc");
+        assert_ne!(a, b);
+        assert_ne!(a.user_key(), Holder::supabase_user("user_2abc").user_key());
+        assert_eq!(a.credential_name(), format!("{clerk}:user_2abc"));
+        assert!(is_third_party_name(&a.credential_name()));
+        assert_eq!(owner_of(&a.credential_name()), None, "not a Supabase user");
+    }
+
+    #[test]
+    fn only_names_shaped_like_ours_are_third_party() {
+        let auth0_sub = format!("{}:auth0|64f1c2", issuer_tag("https://x.auth0.com/"));
+        assert!(is_third_party_name(&auth0_sub));
+        for name in [
+            "idp-0123456789:",
+            "idp-012345678:u",
+            "idp-0123456789a:u",
+            "idp-ABCDEF0123:u",
+            "idp-0123456789",
+            "my-credential",
+            "supabase:u",
+        ] {
+            assert!(!is_third_party_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_third_party_users_devices_are_theirs_and_named_like_theirs() {
+        let tag = issuer_tag("https://clerk.example.com");
+        let user = Holder::third_party(&tag, "user_2abc");
+        let phone = user
+            .clone()
+            .with_device(Some(DeviceId::parse("phone").unwrap()));
+        assert_eq!(phone.credential_name(), format!("{tag}:user_2abc:phone"));
+        assert!(is_third_party_name(&phone.credential_name()));
+        assert_eq!(owner_of(&phone.credential_name()), None);
+        assert_eq!(user.sibling_named(&phone.credential_name()), Some(phone));
+        assert_ne!(user.tag(), Holder::supabase_user("user_2abc").tag());
     }
 }

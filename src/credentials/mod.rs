@@ -16,7 +16,10 @@ use crate::shared::Redis;
 use crate::telnyx::TelnyxError;
 pub use connectivity::{Connectivity, IceServer};
 pub use devices::{Device, Devices};
-pub use holder::{DeviceId, Holder, InvalidDeviceId, MAX_DEVICE_ID_LEN, owner_of};
+pub use holder::{
+    DeviceId, Holder, InvalidDeviceId, MAX_DEVICE_ID_LEN, is_third_party_name, issuer_tag,
+    owner_of,
+};
 use shared::SharedCredential;
 
 mod connectivity;

@@ -1,6 +1,7 @@
-//! The `AuthenticatedUser` extractor: a request reaches a handler only with a verified Supabase
-//! access token whose user the access policy admits, within the rate limits, and (when the
-//! remote session check is on) whose session Supabase still knows.
+//! The `AuthenticatedUser` extractor: a request reaches a handler only with a verified access
+//! token (Supabase Auth's, or a `THIRD_PARTY_ISSUERS` issuer's) whose user the access policy
+//! admits, within the rate limits, and (when the remote session check is on, for Supabase Auth
+//! users) whose session Supabase still knows.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use axum::http::request::Parts;
 use super::AppState;
 use super::client_addr::ClientAddr;
 use super::error::ApiError;
-use crate::auth::{SessionRefusal, SupabaseClaims};
+use crate::auth::{SessionRefusal, SupabaseClaims, TokenIssuer};
 use crate::credentials::Holder;
 
 /// A user whose token verified and who may have phone credentials now.
@@ -19,6 +20,8 @@ use crate::credentials::Holder;
 pub struct AuthenticatedUser {
     /// Shared with the token cache.
     pub claims: Arc<SupabaseClaims>,
+    /// Who vouched for the token; with its `sub`, who the user is.
+    pub issuer: TokenIssuer,
 }
 
 /// Borrows what it needs from the state: a clone of each service per request would cost an
@@ -40,12 +43,19 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
         let token = bearer_token(parts).inspect_err(|_| {
             tracing::debug!("refused: no bearer token in the Authorization header");
         })?;
-        let claims = state.verifier.verify(token).await.map_err(|reason| {
+        let verified = state.verifier.verify(token).await.map_err(|reason| {
             tracing::debug!(%reason, "refused: invalid token");
             ApiError::InvalidToken(reason)
         })?;
-        tracing::Span::current().record("user_id", claims.sub.as_str());
-        state.policy.check(&claims).map_err(|refusal| {
+        let user = AuthenticatedUser {
+            claims: verified.claims,
+            issuer: verified.issuer,
+        };
+        let claims = &user.claims;
+        let span = tracing::Span::current();
+        span.record("user_id", claims.sub.as_str());
+        span.record("issuer", user.issuer.tag());
+        state.policy.check(claims).map_err(|refusal| {
             tracing::info!(
                 rule = refusal.rule(),
                 code = refusal.code(),
@@ -54,12 +64,18 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
             );
             ApiError::Forbidden(refusal)
         })?;
-        state.rate_limits.check_user(&claims.sub).await?;
+        let holder = user.holder();
+        state.rate_limits.check_user(holder.user_key()).await?;
         // Last, as the only step that may call out: only admitted users within their limit
-        // cost Supabase a call.
-        if let Some(sessions) = &state.sessions {
+        // cost Supabase a call. Supabase knows the sessions of its own users only: another
+        // issuer's token is never sent to it.
+        if let Some(sessions) = state
+            .sessions
+            .as_ref()
+            .filter(|_| user.issuer.is_supabase())
+        {
             sessions
-                .confirm(token, &claims)
+                .confirm(token, claims, holder.user_key())
                 .await
                 .inspect_err(|refusal| match refusal {
                     SessionRefusal::Revoked(_) => {
@@ -70,14 +86,17 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
                     }
                 })?;
         }
-        Ok(AuthenticatedUser { claims })
+        Ok(user)
     }
 }
 
 impl AuthenticatedUser {
-    /// Whose credential this request is for.
+    /// Whose credential this request is for: a user is their issuer and their `sub`.
     pub fn holder(&self) -> Holder {
-        Holder::supabase_user(&self.claims.sub)
+        match self.issuer {
+            TokenIssuer::Supabase => Holder::supabase_user(&self.claims.sub),
+            TokenIssuer::ThirdParty(tag) => Holder::third_party(tag, &self.claims.sub),
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extractor::AuthenticatedUser;
 use super::openapi::{HEALTH_TAG, OPERATIONS_TAG};
 use super::params::{DeviceQuery, RequestedDevice};
-use crate::auth::TokenVerifier;
 use crate::auth::jwks::KeyStoreStatus;
+use crate::auth::{ThirdPartyKeys, TokenVerifier};
 use crate::credentials::{CredentialSource, Device, WebRTCCredential};
 use crate::metrics;
 
@@ -88,7 +88,7 @@ pub async fn issue_credential(
 ) -> Result<(Extension<Audit>, Json<CredentialResponse>), ApiError> {
     let holder = user.holder().with_device(device);
     let credential = source.issue(&holder).await?;
-    metrics::credential_issued(source.mode());
+    metrics::credential_issued(source.mode(), user.issuer.tag());
     let audit = Audit::CredentialIssued {
         claims: user.claims,
         mode: source.mode(),
@@ -135,7 +135,7 @@ pub async fn revoke_credential(
     if !source.revoke(&holder).await? {
         return Ok((None, StatusCode::NO_CONTENT));
     }
-    metrics::credential_revoked();
+    metrics::credential_revoked(user.issuer.tag());
     let audit = Audit::CredentialRevoked {
         claims: user.claims,
         mode: source.mode(),
@@ -183,10 +183,10 @@ pub async fn metrics(
     State(handle): State<PrometheusHandle>,
     State(verifier): State<Arc<TokenVerifier>>,
 ) -> Response {
-    if let Some(KeyStoreStatus::Fetched { age, keys }) =
-        verifier.key_store().map(|store| store.status())
-    {
-        metrics::jwks_state(age, keys);
+    for store in verifier.key_stores() {
+        if let KeyStoreStatus::Fetched { age, keys } = store.status() {
+            metrics::jwks_state(store.issuer(), age, keys);
+        }
     }
     (
         [(
@@ -217,13 +217,19 @@ pub async fn liveness() -> Json<Liveness> {
     Json(Liveness { status: "ok" })
 }
 
-/// Whether the service can verify every kind of token it accepts.
+/// Whether the service can verify every kind of Supabase token it accepts, and the state of
+/// each third-party issuer's keys.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
     status: ReadinessStatus,
     /// The Supabase signing keys, once fetched; absent when only HS256 is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     jwks: Option<JwksReadiness>,
+    /// Each `THIRD_PARTY_ISSUERS` issuer and its signing keys; absent when none is configured.
+    /// They do not decide `status`: an issuer whose keys are missing has its own tokens refused
+    /// while every other issuer's are served.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    issuers: Vec<IssuerReadiness>,
     /// Why the service is not ready, and what to check.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
@@ -244,37 +250,72 @@ pub struct JwksReadiness {
     age_secs: u64,
 }
 
+/// One third-party issuer's signing keys.
+#[derive(Serialize, ToSchema)]
+pub struct IssuerReadiness {
+    /// The issuer, exactly as its tokens' `iss` has it.
+    #[schema(example = "https://clerk.example.com")]
+    issuer: String,
+    /// Its users' credentials are named `<tag>:<sub>`; also the `issuer` label of the metrics.
+    #[schema(example = "idp-3f9a1c2e7b")]
+    tag: &'static str,
+    /// `ready` once its keys have been fetched at least once: its tokens can be verified.
+    status: ReadinessStatus,
+    /// The JWKS in use: the one its entry names, or the `jwks_uri` its discovery document named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<String>,
+    /// Usable signing keys in the set, once fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys: Option<usize>,
+    /// Seconds since the set was last fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    age_secs: Option<u64>,
+    /// Why the last fetch failed, while fetches fail (the last good keys, if any, stay in use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+}
+
 /// `GET /readyz`: the configuration is loaded (it is, or we would not be serving) and, where
-/// asymmetric keys are in use, the JWKS has been fetched at least once.
+/// asymmetric keys are in use, the Supabase JWKS has been fetched at least once. Each
+/// third-party issuer's keys are reported beside it.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = HEALTH_TAG,
     summary = "Readiness probe",
     responses(
-        (status = OK, body = Readiness, description = "Ready: tokens of every configured kind can be verified"),
+        (status = OK, body = Readiness, description = "Ready: Supabase tokens of every configured kind can be verified (each third-party issuer's state is in `issuers`)"),
         (status = SERVICE_UNAVAILABLE, body = Readiness, description = "Not ready: the Supabase signing keys have not been fetched yet (HS256 tokens are still served)"),
     ),
 )]
 pub async fn readiness(
     State(verifier): State<Arc<TokenVerifier>>,
 ) -> (StatusCode, Json<Readiness>) {
+    let issuers = verifier
+        .third_party()
+        .iter()
+        .map(issuer_readiness)
+        .collect();
     let Some(store) = verifier.key_store() else {
-        return (StatusCode::OK, Json(Readiness::ready(None)));
+        return (StatusCode::OK, Json(Readiness::ready(None, issuers)));
     };
     match store.status() {
         KeyStoreStatus::Fetched { age, keys } => (
             StatusCode::OK,
-            Json(Readiness::ready(Some(JwksReadiness {
-                keys,
-                age_secs: age.as_secs(),
-            }))),
+            Json(Readiness::ready(
+                Some(JwksReadiness {
+                    keys,
+                    age_secs: age.as_secs(),
+                }),
+                issuers,
+            )),
         ),
         KeyStoreStatus::NeverFetched => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Readiness {
                 status: ReadinessStatus::NotReady,
                 jwks: None,
+                issuers,
                 reason: Some(format!(
                     "the Supabase signing keys have not been fetched yet from {}: check that SUPABASE_URL is right and reachable",
                     store.url()
@@ -284,11 +325,31 @@ pub async fn readiness(
     }
 }
 
+fn issuer_readiness(issuer: &ThirdPartyKeys) -> IssuerReadiness {
+    let store = &issuer.key_store;
+    let (status, keys, age_secs) = match store.status() {
+        KeyStoreStatus::Fetched { age, keys } => {
+            (ReadinessStatus::Ready, Some(keys), Some(age.as_secs()))
+        }
+        KeyStoreStatus::NeverFetched => (ReadinessStatus::NotReady, None, None),
+    };
+    IssuerReadiness {
+        issuer: issuer.issuer.clone(),
+        tag: issuer.tag,
+        status,
+        jwks_uri: store.jwks_url().map(String::from),
+        keys,
+        age_secs,
+        last_error: store.last_error(),
+    }
+}
+
 impl Readiness {
-    fn ready(jwks: Option<JwksReadiness>) -> Self {
+    fn ready(jwks: Option<JwksReadiness>, issuers: Vec<IssuerReadiness>) -> Self {
         Self {
             status: ReadinessStatus::Ready,
             jwks,
+            issuers,
             reason: None,
         }
     }

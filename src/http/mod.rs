@@ -374,6 +374,7 @@ fn request_span(request: &Request) -> tracing::Span {
         request_id,
         client_addr = %client_addr,
         user_id = tracing::field::Empty,
+        issuer = tracing::field::Empty,
     )
 }
 

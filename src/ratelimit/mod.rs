@@ -2,8 +2,9 @@
 //! `RATE_LIMIT_PER_IP`): GCRA, counted in this replica's memory, or with `REDIS_URL` in Redis,
 //! one count for every replica.
 //!
-//! The rules are written here once: which limits apply, what a key is (the verified `sub`; an
-//! IPv4 address or an IPv6 /64), and what happens when Redis does not answer. The backends,
+//! The rules are written here once: which limits apply, what a key is (the verified user's
+//! `Holder::user_key`, their issuer and `sub`; an IPv4 address or an IPv6 /64), and what
+//! happens when Redis does not answer. The backends,
 //! [`memory`] (governor) and [`redis`] (the same algorithm as a Lua script), only keep the count.
 
 pub mod memory;
@@ -82,7 +83,8 @@ impl RateLimits {
         }
     }
 
-    /// `RATE_LIMIT_PER_USER`, keyed by the verified `sub`.
+    /// `RATE_LIMIT_PER_USER`, keyed by the verified user: `Holder::user_key`, so that the same
+    /// `sub` from two issuers is counted apart.
     pub async fn check_user(&self, user_id: &str) -> Result<(), RateLimited> {
         match &self.per_user {
             // Allocating the key only on a miss would need governor's entry API; a user id is short.

@@ -108,16 +108,21 @@ impl Server {
     /// `SHUTDOWN_GRACE_SECS` (see [`drain`]).
     ///
     /// The first JWKS fetch runs in the background: an unreachable Supabase delays nothing,
-    /// HS256 tokens are served at once, and `/readyz` says 503 until the keys arrive.
+    /// HS256 tokens are served at once, and `/readyz` says 503 until the keys arrive. Each
+    /// third-party issuer's keys are fetched the same way; until they arrive its tokens are
+    /// refused, and `/readyz` lists it as not ready.
     pub async fn serve_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
-        let refresher: Option<JoinHandle<()>> = self
+        // One per issuer, Supabase's and each third-party one's: an issuer that cannot be
+        // reached keeps being retried, and delays no other.
+        let refreshers: Vec<JoinHandle<()>> = self
             .state
             .verifier
-            .key_store()
-            .map(|store| tokio::spawn(store.clone().refresh_forever()));
+            .key_stores()
+            .map(|store| tokio::spawn(store.clone().refresh_forever()))
+            .collect();
         let sweeper = tokio::spawn(self.state.rate_limits.clone().sweep_forever());
         if let Some(redis) = self.state.redis.clone() {
             // In the background, as the JWKS: a Redis that is down delays nothing.
@@ -181,13 +186,10 @@ impl Server {
         // the backlog until the process exits.
         drop((api, metrics));
         drain(graceful, connections, shutdown_grace).await;
-        for task in [
-            refresher.map(|task| task.abort_handle()),
-            Some(sweeper.abort_handle()),
-            Some(upkeep.abort_handle()),
-        ]
-        .into_iter()
-        .flatten()
+        for task in refreshers
+            .iter()
+            .chain([&sweeper, &upkeep])
+            .map(JoinHandle::abort_handle)
         {
             task.abort();
         }

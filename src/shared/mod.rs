@@ -14,9 +14,9 @@
 //!
 //! | key | value | TTL |
 //! | --- | --- | --- |
-//! | `twc:v1:rate:user:<hash of sub>` | GCRA theoretical arrival time, µs since the epoch by Redis's clock (`TIME`) | until the key is back to a newcomer's state: at most `burst × period / rate` of `RATE_LIMIT_PER_USER` |
+//! | `twc:v1:rate:user:<hash of the user key>` (`credentials::Holder::user_key`: `supabase:<sub>`, or `<issuer tag>:<sub>`) | GCRA theoretical arrival time, µs since the epoch by Redis's clock (`TIME`) | until the key is back to a newcomer's state: at most `burst × period / rate` of `RATE_LIMIT_PER_USER` |
 //! | `twc:v1:rate:ip:<hash of address or /64>` | the same, for `RATE_LIMIT_PER_IP` | the same |
-//! | `twc:v1:session:<hash of sub and session_id>` | `confirmed`, or `revoked <Supabase error_code>` | `SESSION_CHECK_CACHE_SECS` for `confirmed`; for `revoked`, until the token that was refused expires (plus `JWT_LEEWAY_SECS`) |
+//! | `twc:v1:session:<hash of the user key and session_id>` | `confirmed`, or `revoked <Supabase error_code>` | `SESSION_CHECK_CACHE_SECS` for `confirmed`; for `revoked`, until the token that was refused expires (plus `JWT_LEEWAY_SECS`) |
 //! | `twc:v1:devices:<hash of the user key>` | a hash: field `twc:v1:device:<hash of the credential name>`, value the device's last issue in ms since the epoch (the writing replica's clock) | `TELNYX_CREDENTIAL_IDLE_DAYS`, renewed at every write ([`crate::credentials::Devices`]) |
 //!
 //! Redis 6 or later (or Valkey): the rate limit's script reads the server's clock before it

@@ -1,5 +1,6 @@
 //! Test harness: the real service on 127.0.0.1:0 as `TestApp`, with one helper per endpoint.
-//! Keys and tokens are in `keys`, the fake Supabase in `supabase`, the fake Telnyx in `telnyx`.
+//! Keys and tokens are in `keys`, the fake Supabase in `supabase`, the fake third-party identity
+//! providers in `issuer`, the fake Telnyx in `telnyx`.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::time::Duration;
@@ -10,6 +11,7 @@ use telnyx_webrtc_credentials::config::{Config, JwksTiming, lookup_from};
 use telnyx_webrtc_credentials::server::Server;
 use tokio::sync::oneshot;
 
+pub mod issuer;
 pub mod keys;
 pub mod process;
 pub mod redis;
@@ -40,10 +42,31 @@ pub fn test_env(supabase_url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// An address on 127.0.0.1 where nothing listens (bound, then released).
-pub fn closed_port_url() -> String {
+/// An address on 127.0.0.1 that is free right now (bound, then released), for the service to
+/// bind. Another test may take it in between, so it is no proof that nothing listens there:
+/// use [`ClosedPort`] for that.
+pub fn free_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     format!("http://{}", listener.local_addr().unwrap())
+}
+
+/// An address on 127.0.0.1 where connections are refused for as long as this lives: the port
+/// is bound, so nothing else can take it, but never listened on.
+pub struct ClosedPort {
+    pub url: String,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let url = format!("http://{}", socket.local_addr().unwrap());
+        Self {
+            url,
+            _socket: socket,
+        }
+    }
 }
 
 /// The real service, serving on 127.0.0.1 with a fake Supabase behind it.

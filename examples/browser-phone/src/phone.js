@@ -1,10 +1,11 @@
-// The phone dropdown: fetch the user's credential from telnyx-webrtc-credentials, log the Telnyx
-// WebRTC client in with it, and let the user place a call once Telnyx says the client is ready.
+// The phone dropdown: the package fetches the user's credential from telnyx-webrtc-credentials,
+// logs the Telnyx WebRTC client in with it and keeps it logged in; the page lets the user place
+// a call once Telnyx says the client is ready, list their devices, and sign this one out.
 
-import { SwEvent, TELNYX_WARNING_CODES, TelnyxRTC } from "@telnyx/webrtc";
+import { SwEvent, TelnyxRTC } from "@telnyx/webrtc";
+import { connectTelnyx } from "telnyx-webrtc-credentials-client";
 
-import { accessTokenSource } from "./access-token.js";
-import { clientOptions, fetchCredential, loginOptions } from "./credentials.js";
+import { credentialSource } from "./access-token.js";
 
 /** Set at build time by build.mjs from CREDENTIALS_API, SUPABASE_URL and SUPABASE_ANON_KEY. */
 const config = __PHONE_CONFIG__;
@@ -13,6 +14,9 @@ const ui = {
   status: document.querySelector("#status"),
   number: document.querySelector("#number"),
   call: document.querySelector("#call"),
+  showDevices: document.querySelector("#show-devices"),
+  signOut: document.querySelector("#sign-out"),
+  devices: document.querySelector("#devices"),
 };
 
 /** The one place the page's state changes: Start Call is enabled exactly when ready. */
@@ -20,12 +24,13 @@ function show(state, text) {
   ui.status.dataset.state = state;
   ui.status.textContent = text;
   ui.call.disabled = state !== "ready";
+  ui.signOut.disabled = state === "signed-out" || state === "loading";
 }
 
 async function start() {
   show("loading", "Loading…");
-  const tokens = accessTokenSource(config);
-  if (!tokens) {
+  const source = credentialSource(config);
+  if (!source) {
     show(
       "error",
       "No access token: open the link that `telnyx-webrtc-credentials demo` prints, " +
@@ -33,50 +38,46 @@ async function start() {
     );
     return;
   }
-  const credential = await fetchCredential(tokens);
-  const client = new TelnyxRTC(clientOptions(credential));
-  client.on(SwEvent.Ready, () => show("ready", "Ready"));
+  const phone = await connectTelnyx(TelnyxRTC, source, {
+    // A renewal the service refused, with its sentence; the current login still works meanwhile.
+    onError: (error) => show("error", error.message),
+  });
+  const { client } = phone;
+  // The SDK says ready again after each renewal's login: a call in progress stays on screen.
+  client.on(SwEvent.Ready, () => activeCall || show("ready", "Ready"));
   client.on(SwEvent.Error, (event) => {
     show("error", `The phone could not connect to Telnyx: ${event.error?.message ?? "unknown error"}.`);
   });
-  client.on(SwEvent.Warning, (event) => {
-    if (event.warning?.code === TELNYX_WARNING_CODES.TOKEN_EXPIRING_SOON) {
-      renewLogin(client, tokens).catch((error) => show("error", error.message));
-    }
-  });
   client.on(SwEvent.Notification, (notification) => followCall(notification));
+  source.subscribe((event) => {
+    if (event.type === "signed_out") show("signed-out", "Signed out");
+  });
   ui.call.addEventListener("click", () => placeCall(client));
-  await client.connect();
+  ui.showDevices.addEventListener("click", () => listDevices(source));
+  // per_user mode: this device's credential is signed out at the service too; static mode has
+  // one shared identity, and only the phone is disconnected.
+  ui.signOut.addEventListener("click", () =>
+    source.signOut({ revoke: Boolean(source.peek()?.login_token) }).catch((error) => show("error", error.message)),
+  );
 }
 
-/** How long to wait before asking again when the service still hands out the expiring token. */
-const RENEW_RETRY_MS = 5_000;
-
-/**
- * The SDK warns before a login token expires; a fresh credential from the service, sent on the
- * open connection, keeps the client registered without dropping it. The service renews a
- * token some time before it expires (TOKEN_REFRESH_MARGIN_SECS); asked earlier, it answers with
- * the same token, and then the page asks again a little later rather than logging in with it.
- * A refusal that says when to come back (429 rate_limited, 503) is asked again then: the
- * expiring token still works meanwhile.
- */
-async function renewLogin(client, tokens) {
-  const again = (delayMs) =>
-    setTimeout(() => renewLogin(client, tokens).catch((error) => show("error", error.message)), delayMs);
-  const expiring = client.options.login_token;
-  let credential;
+/** The user's phones (`GET /devices`, per_user mode), this one marked. */
+async function listDevices(source) {
+  ui.devices.replaceChildren();
   try {
-    credential = await fetchCredential(tokens);
+    for (const device of await source.devices()) {
+      const item = document.createElement("li");
+      item.dataset.deviceId = device.device_id ?? "";
+      const name = device.device_id === source.deviceId ? "this browser" : (device.device_id ?? "no device id");
+      item.textContent = `${name}: ${device.sip_username}`;
+      ui.devices.append(item);
+    }
   } catch (error) {
-    if (!error.retryAfter) throw error;
-    again(error.retryAfter * 1000);
-    return;
+    const item = document.createElement("li");
+    item.dataset.error = error.code;
+    item.textContent = error.message;
+    ui.devices.append(item);
   }
-  if (credential.login_token && credential.login_token === expiring) {
-    again(RENEW_RETRY_MS);
-    return;
-  }
-  await client.login({ creds: loginOptions(credential) });
 }
 
 function placeCall(client) {
@@ -89,14 +90,19 @@ function placeCall(client) {
   }
   ui.number.setCustomValidity("");
   show("calling", `Calling ${destinationNumber}…`);
-  client.newCall({ destinationNumber, audio: true, video: false, remoteElement: "remote-audio" });
+  activeCall = client.newCall({ destinationNumber, audio: true, video: false, remoteElement: "remote-audio" });
 }
+
+/** The call in progress, if any. */
+let activeCall;
 
 function followCall({ type, call }) {
   if (type !== "callUpdate" || !call) return;
   if (call.state === "hangup" || call.state === "destroy") {
+    activeCall = undefined;
     show("ready", "Ready");
   } else {
+    activeCall = call;
     show("calling", `Call ${call.state}`);
   }
 }

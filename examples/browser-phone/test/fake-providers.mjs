@@ -36,13 +36,29 @@ function base64url(text) {
 }
 
 /**
- * Supabase Auth with no asymmetric keys (tokens are the legacy HS256 kind), and its admin
+ * Supabase Auth with no asymmetric keys (tokens are the legacy HS256 kind), its token endpoint
+ * refusing every refresh token, and its admin
  * `GET /auth/v1/admin/users/{id}` (supabase/auth internal/api/admin.go): `serviceRoleKey` as
  * `apikey` and bearer, 404 `user_not_found` for a user not in `users`.
  */
 export async function startFakeSupabase({ serviceRoleKey = "sb_secret_test", users = new Set() } = {}) {
   const fake = await listen(async (request, response) => {
     if (request.url === "/auth/v1/.well-known/jwks.json") return json(response, 200, { keys: [] });
+    // What supabase-js's refreshSession() asks from the page: Supabase answers any origin, and
+    // the test's sessions carry a refresh token it does not know (supabase/auth's error shape,
+    // API version 2024-01-01).
+    if (request.url.startsWith("/auth/v1/token")) {
+      const cors = {
+        "access-control-allow-origin": "*",
+        "access-control-allow-headers": "apikey, authorization, content-type, x-client-info, x-supabase-api-version",
+        "access-control-allow-methods": "POST, OPTIONS",
+      };
+      if (request.method === "OPTIONS") return response.writeHead(204, cors).end();
+      response.writeHead(400, { ...cors, "content-type": "application/json", "x-supabase-api-version": "2024-01-01" });
+      return response.end(
+        JSON.stringify({ code: 400, error_code: "refresh_token_not_found", msg: "Invalid Refresh Token: Refresh Token Not Found" }),
+      );
+    }
     const admin = request.url.match(/^\/auth\/v1\/admin\/users\/([^/?]+)$/);
     if (admin) {
       if (request.headers.apikey !== serviceRoleKey) return json(response, 401, { message: "Invalid API key" });

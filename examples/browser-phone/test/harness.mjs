@@ -179,6 +179,15 @@ export async function startPerUserService({ tokenLifetimes, env = {} } = {}) {
   };
 }
 
+/**
+ * Whether the service at `url` serves `GET /devices` (per-device credentials), by its own
+ * OpenAPI document: the tests of the device list run only against a service that has it.
+ */
+export async function servesDevices(url) {
+  const document = await (await fetch(`${url}/openapi.json`)).json();
+  return Boolean(document.paths?.["/devices"]?.get);
+}
+
 /** Debian's Chromium, headless, through playwright-core (which downloads no browser). */
 export function launchChromium() {
   return chromium.launch({
@@ -200,7 +209,9 @@ export async function openPhone(browser, origin, fragment, { storage = {}, ...si
   const context = await browser.newContext();
   const tab = await context.newPage();
   const strays = [];
+  const requests = [];
   context.on("request", (request) => {
+    requests.push(`${request.method()} ${request.url()}`);
     if (new URL(request.url()).hostname !== "127.0.0.1") strays.push(request.url());
   });
   const signaling = new FakeTelnyxSignaling(signalingOptions);
@@ -228,7 +239,7 @@ export async function openPhone(browser, origin, fragment, { storage = {}, ...si
   const pageErrors = [];
   tab.on("pageerror", (error) => pageErrors.push(error.message));
   await tab.goto(`${origin}/#${fragment}`);
-  return { tab, signaling, strays, consoleLines, pageErrors, close: () => context.close() };
+  return { tab, signaling, strays, requests, consoleLines, pageErrors, close: () => context.close() };
 }
 
 /** Waits until `predicate()` holds, for `what`. */
@@ -273,6 +284,10 @@ export function relaysOf(config) {
  *
  * With `telnyx` (the API stand-in) and `propagationMs`, it refuses, as Telnyx's JWT guide warns
  * it may, a login whose token belongs to a credential younger than `propagationMs`.
+ *
+ * A login on a socket with calls in progress (a renewal) lists them in `clientReady`'s
+ * `reattached_sessions`, as a server keeping the session would: the SDK hangs up every active
+ * call that list leaves out.
  */
 export class FakeTelnyxSignaling {
   /** The `params` of every `login` request, in order. */
@@ -291,8 +306,11 @@ export class FakeTelnyxSignaling {
     return credential ? Date.now() - credential.createdAtMs : undefined;
   }
 
-  /** Signaling sockets the page has open now. */
+  /** Signaling sockets the page has open now, and has opened in all: one per TelnyxRTC connect. */
   openSockets = 0;
+  socketsOpened = 0;
+  /** The method of every request the page sent, in order (`login`, `telnyx_rtc.invite`, `telnyx_rtc.bye`, …). */
+  methods = [];
 
   async attach(page) {
     await page.routeWebSocket(/^wss:\/\/rtc\.telnyx\.com/, (socket) => this.#serve(socket));
@@ -300,12 +318,15 @@ export class FakeTelnyxSignaling {
 
   #serve(socket) {
     this.openSockets += 1;
+    this.socketsOpened += 1;
     socket.onClose(() => {
       this.openSockets -= 1;
     });
     const send = (message) => socket.send(JSON.stringify({ jsonrpc: "2.0", ...message }));
+    const calls = new Set();
     socket.onMessage((raw) => {
       const request = JSON.parse(raw);
+      if (request.method) this.methods.push(request.method);
       switch (request.method) {
         case "login": {
           this.logins.push(request.params);
@@ -316,9 +337,20 @@ export class FakeTelnyxSignaling {
             break;
           }
           send({ id: request.id, result: { message: "logged in", sessid: request.params.sessid ?? randomUUID() } });
-          send({ id: randomUUID(), method: "telnyx_rtc.clientReady", params: { reattached_sessions: [] } });
+          // The calls this socket has in progress are still the session's: a server that keeps
+          // the session across a login on the same socket lists them, and the SDK hangs up
+          // every call that clientReady does not list (its reattach check, SESSION_NOT_REATTACHED).
+          send({ id: randomUUID(), method: "telnyx_rtc.clientReady", params: { reattached_sessions: [...calls] } });
           break;
         }
+        case "telnyx_rtc.invite":
+          calls.add(request.params?.dialogParams?.callID);
+          send({ id: request.id, result: {} });
+          break;
+        case "telnyx_rtc.bye":
+          calls.delete(request.params?.dialogParams?.callID);
+          send({ id: request.id, result: {} });
+          break;
         case "telnyx_rtc.gatewayState":
           send({ id: request.id, result: { params: { state: "REGED" } } });
           break;

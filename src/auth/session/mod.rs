@@ -2,6 +2,9 @@
 //! at Supabase does not recall the access tokens already issued, so a verified token is also
 //! shown to Supabase's `GET /auth/v1/user`, which answers only while the session exists.
 //!
+//! Only Supabase Auth's own tokens are checked (a `THIRD_PARTY_ISSUERS` issuer's sessions are
+//! not Supabase's to know, and its tokens are never sent there: `http::extractor` decides).
+//!
 //! Answers are remembered per user and session: a confirmation for `SESSION_CHECK_CACHE_SECS`,
 //! a revocation until the refused token expires. Concurrent checks of one session on one
 //! replica share one call, so each session costs Supabase at most one call per cache period
@@ -106,7 +109,7 @@ pub struct SessionCheck {
 
 impl SessionCheck {
     pub fn new(config: &SessionCheckConfig, leeway: Duration, redis: Option<Arc<Redis>>) -> Self {
-        let client = super::supabase_client(CHECK_TIMEOUT)
+        let client = super::http_client(CHECK_TIMEOUT)
             // A redirect would carry the user's token elsewhere; Supabase answers directly.
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -123,11 +126,13 @@ impl SessionCheck {
         }
     }
 
-    /// Ok when Supabase confirms (or recently confirmed) the token's session.
+    /// Ok when Supabase confirms (or recently confirmed) the token's session. `user` is the
+    /// holder's user key (`credentials::Holder::user_key`), which the answers are kept by.
     pub async fn confirm(
         &self,
         token: &str,
         claims: &SupabaseClaims,
+        user: &str,
     ) -> Result<(), SessionRefusal> {
         if self.cache_ttl.is_zero() {
             return self.ask(token, claims).await;
@@ -135,7 +140,7 @@ impl SessionCheck {
         let key = keys::key(
             "session",
             &[
-                claims.sub.as_bytes(),
+                user.as_bytes(),
                 claims.session_id.as_deref().unwrap_or_default().as_bytes(),
             ],
         );
@@ -304,7 +309,7 @@ pub async fn check_anon_key(config: &SessionCheckConfig) -> Result<(), String> {
         .user_url
         .join("settings")
         .expect("a sibling of /auth/v1/user is a URL");
-    let client = super::supabase_client(CHECK_TIMEOUT)
+    let client = super::http_client(CHECK_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the HTTP client's TLS backend initialises");
