@@ -17,8 +17,7 @@ use crate::telnyx::TelnyxError;
 pub use connectivity::{Connectivity, IceServer};
 pub use devices::{Device, Devices};
 pub use holder::{
-    DeviceId, Holder, InvalidDeviceId, MAX_DEVICE_ID_LEN, is_third_party_name, issuer_tag,
-    owner_of,
+    DeviceId, Holder, InvalidDeviceId, MAX_DEVICE_ID_LEN, is_third_party_name, issuer_tag, owner_of,
 };
 use shared::SharedCredential;
 
