@@ -16,7 +16,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use crate::credentials::WebRTCCredential;
+use super::handlers::DeviceList;
+use crate::credentials::{Device, WebRTCCredential};
 
 /// The name of the bearer-token security scheme that `/credentials` and `/devices` require.
 pub const SECURITY_SCHEME: &str = "supabase_access_token";
@@ -41,7 +42,9 @@ pub const OPERATIONS_TAG: &str = "operations";
             place and receive phone calls through Telnyx WebRTC. Every error has the same JSON \
             body: a sentence a person can act on (`error`) and a stable `code` to switch on."
     ),
-    components(schemas(ErrorBody))
+    // `DeviceList` and `Device` in every instance's document, `/devices` served or not (static
+    // mode), so that the browser package's types, generated from demo's, have them.
+    components(schemas(ErrorBody, DeviceList, Device))
 )]
 pub struct ApiDoc;
 
@@ -558,6 +561,13 @@ mod tests {
             let types = device["properties"][nullable]["type"].to_string();
             assert!(types.contains("null"), "{nullable}: {types}");
         }
+        let required: BTreeSet<&str> = device["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| name.as_str().unwrap())
+            .collect();
+        assert_eq!(required, properties, "every field is always there");
         for path in ["/devices", crate::http::ADMIN_DEVICES_PATH] {
             assert_eq!(
                 json["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
@@ -584,6 +594,9 @@ mod tests {
         );
         let demo: Value = serde_json::to_value(document_for(&demo)).unwrap();
         assert!(demo["paths"].get("/devices").is_none());
+        // The schemas all the same, for the types generated from demo's document.
+        assert_eq!(demo["components"]["schemas"]["Device"], *device);
+        assert_eq!(demo["components"]["schemas"]["DeviceList"], *list);
     }
 
     #[test]

@@ -40,11 +40,12 @@ use crate::shared::Redis;
 use crate::telnyx::{Budget, TelephonyCredential};
 use book::Book;
 
-/// One credential of the user, as `GET /devices` lists it. Never a token or password.
+/// One credential of the user, as `GET /devices` lists it. Never a token or password. Every
+/// field is always there (`null` where it says so).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Device {
     /// The browser's `device_id`; `null` for the default credential (requests without one).
-    #[schema(examples("4c8e6a1e-0b7c-4a55-9d7e-3f1f2a9c0d11"))]
+    #[schema(required = true, examples("4c8e6a1e-0b7c-4a55-9d7e-3f1f2a9c0d11"))]
     pub device_id: Option<String>,
     /// The credential's SIP username: an inbound call reaches this device at
     /// `sip:<sip_username>@sip.telnyx.com`.
@@ -54,9 +55,11 @@ pub struct Device {
     pub created_at: u64,
     /// When the credential expires unless the device asks again, in milliseconds since the Unix
     /// epoch; `null` for one without an expiry.
+    #[schema(required = true)]
     pub expires_at: Option<u64>,
     /// When the device was last issued a credential, in milliseconds since the Unix epoch,
     /// where known (to the minute across replicas); `null` when no replica has a record of it.
+    #[schema(required = true)]
     pub last_issued_at: Option<u64>,
 }
 
