@@ -95,7 +95,7 @@ pub async fn issue_credential(
         identity: credential.identity.clone(),
         expires_at: credential.expires_at,
         // Static mode ignores the device: one identity for every browser.
-        device: holder.device().filter(|_| source.can_revoke()).cloned(),
+        device: source.devices().and(holder.device().cloned()),
     };
     Ok((
         Extension(audit),
