@@ -4,7 +4,11 @@
 
 import { startPerUserService } from "../examples/browser-phone/test/harness.mjs";
 
-const service = await startPerUserService();
+// Rate limits off and no propagation wait: schemathesis sends hundreds of requests as one user,
+// most with a device_id it has not sent before (each a new credential).
+const service = await startPerUserService({
+  env: { RATE_LIMIT_PER_USER: "off", TELNYX_CREDENTIAL_PROPAGATION_SECS: "0" },
+});
 console.log(`${service.url} ${service.accessToken()}`);
 
 // A second SIGTERM while stopping must not end this process before the service has stopped.

@@ -25,6 +25,7 @@ pub const JWKS_KEY_SET_AGE: &str = "jwks_key_set_age_seconds";
 pub const JWKS_KEYS: &str = "jwks_keys";
 pub const CREDENTIALS_ISSUED: &str = "credentials_issued_total";
 pub const CREDENTIALS_REVOKED: &str = "credentials_revoked_total";
+pub const DEVICES_EVICTED: &str = "devices_evicted_total";
 pub const TELNYX_REQUESTS: &str = "telnyx_requests_total";
 pub const TELNYX_REQUEST_DURATION: &str = "telnyx_request_duration_seconds";
 pub const CACHE_LOOKUPS: &str = "cache_lookups_total";
@@ -103,7 +104,11 @@ fn describe() {
     );
     describe_counter!(
         CREDENTIALS_REVOKED,
-        "Users whose Telnyx credentials were deleted through DELETE /credentials, by issuer"
+        "DELETE /credentials that deleted Telnyx credentials (one device's, or all of a user's), by issuer"
+    );
+    describe_counter!(
+        DEVICES_EVICTED,
+        "Devices signed out (their Telnyx credential deleted) to make room for a user's new device past MAX_DEVICES_PER_USER"
     );
     describe_counter!(
         TELNYX_REQUESTS,
@@ -226,6 +231,11 @@ pub fn label(value: &str) -> &'static str {
     let kept: &'static str = Box::leak(value.to_owned().into_boxed_str());
     labels.insert(kept);
     kept
+}
+
+/// A device signed out to make room for a new one past `MAX_DEVICES_PER_USER`.
+pub fn device_evicted() {
+    counter!(DEVICES_EVICTED).increment(1);
 }
 
 /// One attempt at a Telnyx endpoint; `outcome` is a status code, `timeout` or `unreachable`.

@@ -5,11 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::process::Process;
 use common::telnyx::{Behaviour, CONNECTION_ID, FakeTelnyx, TELNYX_API_KEY};
 use common::*;
 use futures_util::future::join_all;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 async fn spawn(telnyx: &FakeTelnyx, extra: &[(&'static str, &str)]) -> TestApp {
     let mut env = telnyx.env();
@@ -365,29 +364,6 @@ async fn delete_is_not_allowed_in_static_mode() {
     assert_eq!(response.status(), 405);
     let (_, body) = error_body(response).await;
     assert_eq!(body["code"], "method_not_allowed");
-}
-
-/// The binary itself in per_user mode against `telnyx`, logging JSON lines (with `extra`
-/// variables), its address, and an HS256 token of `user_id`.
-async fn serve_with_json_logs(
-    telnyx: &FakeTelnyx,
-    extra: &[(&'static str, &str)],
-    user_id: &str,
-) -> (Process, String, String) {
-    let supabase = FakeSupabase::start(&[&keys().es256]).await;
-    let mut env = test_env(&supabase.url);
-    env.extend(telnyx.env());
-    env.push(("LOG_FORMAT", "json".into()));
-    env.extend(
-        extra
-            .iter()
-            .map(|(name, value)| (*name, (*value).to_owned())),
-    );
-    let service = Process::start(&["serve"], &env);
-    let address = service.address().await;
-    let mut claims = user_claims(&supabase.issuer());
-    claims["sub"] = json!(user_id);
-    (service, address, sign_hs256(&claims))
 }
 
 #[tokio::test]

@@ -373,3 +373,38 @@ async fn third_party_users_credentials_go_once_expired_and_supabase_is_never_ask
     left.sort();
     assert_eq!(left, ids(&[live, lookalike, supabase_user]));
 }
+
+#[tokio::test]
+async fn a_gone_users_devices_go_with_their_default_credential_and_a_live_users_stay() {
+    let telnyx = FakeTelnyx::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let gone = uuid_for("margaret");
+    let here = uuid_for("ada");
+    supabase.delete_user(&gone);
+    let gone_default = telnyx.insert(&format!("supabase:{gone}"), OLD);
+    let gone_phone = telnyx.insert(&format!("supabase:{gone}:phone-1"), OLD);
+    let here_phone = telnyx.insert(&format!("supabase:{here}:laptop"), OLD);
+    // Not a device name this service makes: never touched, never asked about.
+    let odd = telnyx.insert(&format!("supabase:{gone}:not a device"), OLD);
+    let mut env = telnyx.env();
+    env.push(("SUPABASE_URL", supabase.url.clone()));
+    env.push(("SUPABASE_SERVICE_ROLE_KEY", SERVICE_ROLE_KEY.into()));
+
+    let (code, stdout, stderr) = run(&["prune", "--apply"], &env).await;
+
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for deleted in [&gone_default, &gone_phone] {
+        assert!(
+            stdout.contains(&format!(
+                "deleted\t{}\t{}\tits Supabase user no longer exists",
+                deleted.name, deleted.sip_username
+            )),
+            "{stdout}"
+        );
+    }
+    assert_eq!(
+        ids(&telnyx.credentials()),
+        ids(&[here_phone, odd]),
+        "{stdout}"
+    );
+}

@@ -1,6 +1,6 @@
-//! Two replicas and one real `redis-server` (`REDIS_URL`): shared rate limits and session
-//! check answers, what each replica falls back to when Redis is stopped or frozen, sharing
-//! again once it is back, and what Redis holds. Every wait is bounded; nothing times how fast.
+//! Two replicas and one real `redis-server` (`REDIS_URL`): shared rate limits, session check
+//! answers and the devices' last issues, what each replica falls back to when Redis is stopped
+//! or frozen, sharing again once it is back, and what Redis holds. Every wait is bounded; nothing times how fast.
 
 mod common;
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::process::{self, Process};
 use common::redis::RedisServer;
+use common::telnyx::FakeTelnyx;
 use common::*;
 use reqwest::header;
 use serde_json::{Value, json};
@@ -389,6 +390,98 @@ async fn redis_holds_no_secret_or_identifier_in_clear_and_every_key_expires() {
             assert!(
                 !entry.key.contains(secret.as_str()) && !entry.value.contains(secret.as_str()),
                 "{secret} is in {entry:?}"
+            );
+        }
+    }
+}
+
+/// Telnyx's dates say the opposite of how the devices were used: only the record replica A
+/// shares tells replica B which of them to evict.
+#[tokio::test]
+async fn a_device_issued_on_one_replica_is_known_to_the_other_as_recently_used() {
+    let redis = RedisServer::start().await;
+    let telnyx = FakeTelnyx::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let user = "5a7f1f0e-2b7c-4c1e-8d41-0c6f3b9e2a17";
+    let tag = telnyx_webrtc_credentials::credentials::Holder::supabase_user(user).tag();
+    let at = |days_from_now: i64| {
+        let now = std::time::SystemTime::now();
+        let offset = Duration::from_secs(days_from_now.unsigned_abs() * 86_400);
+        let time = if days_from_now < 0 {
+            now - offset
+        } else {
+            now + offset
+        };
+        humantime::format_rfc3339_seconds(time).to_string()
+    };
+    // Both made a while ago, both with weeks left (no extension moves updated_at).
+    let used = telnyx.insert_tagged(&format!("supabase:{user}:used"), &tag, &at(-60));
+    let unused = telnyx.insert_tagged(&format!("supabase:{user}:unused"), &tag, &at(-30));
+    for credential in [&used, &unused] {
+        telnyx.set_expires_at(&credential.id, Some(&at(20)));
+    }
+    let mut env = env(
+        &redis,
+        &[
+            ("MAX_DEVICES_PER_USER", "2"),
+            ("RATE_LIMIT_PER_USER", "off"),
+        ],
+    );
+    env.extend(telnyx.env());
+    let a = replica(&supabase, env.clone()).await;
+    let b = replica(&supabase, env).await;
+    let token = token(&supabase.issuer(), user);
+
+    a.device_credential(&token, "used").await;
+    let devices = b.devices(&token).await;
+    let last_issued = |devices: &[Value], id: &str| {
+        devices
+            .iter()
+            .find(|device| device["device_id"] == id)
+            .map(|device| device["last_issued_at"].clone())
+            .unwrap()
+    };
+    let shared = last_issued(&devices, "used");
+    assert!(shared.is_u64(), "B sees A's issue: {devices:?}");
+    assert_eq!(last_issued(&a.devices(&token).await, "used"), shared);
+    assert_eq!(last_issued(&devices, "unused"), Value::Null);
+
+    b.device_credential(&token, "third").await;
+    let mut names: Vec<String> = telnyx.credentials().into_iter().map(|c| c.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!("supabase:{user}:third"),
+            format!("supabase:{user}:used")
+        ],
+        "the device A used stays; the one nobody used went"
+    );
+
+    let stored = redis.contents().await;
+    let devices: Vec<_> = stored
+        .iter()
+        .filter(|entry| entry.key.starts_with("twc:v1:devices:"))
+        .collect();
+    assert_eq!(devices.len(), 1, "one hash per user: {stored:?}");
+    let idle = 30 * 86_400 * 1000;
+    assert!(
+        devices[0].ttl_ms > idle - 60_000 && devices[0].ttl_ms <= idle,
+        "{:?}",
+        devices[0]
+    );
+    assert_eq!(
+        devices[0].value.lines().count(),
+        2,
+        "used and third: {:?}",
+        devices[0]
+    );
+    for entry in &stored {
+        assert!(entry.ttl_ms > 0, "every key expires: {entry:?}");
+        for clear in [user, "used", "third", "unused"] {
+            assert!(
+                !entry.key.contains(clear) && !entry.value.contains(clear),
+                "{clear} is in {entry:?}"
             );
         }
     }

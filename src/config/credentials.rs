@@ -137,6 +137,7 @@ fn per_user_source(
         );
     }
     let idle_days = env.number_or("TELNYX_CREDENTIAL_IDLE_DAYS", 30, 1..=3650);
+    let max_devices = env.number_or("MAX_DEVICES_PER_USER", 5, 1..=100);
     Some(CredentialSourceConfig::PerUser(Box::new(PerUserConfig {
         api: api?,
         connection_id: connection_id?,
@@ -144,6 +145,7 @@ fn per_user_source(
         cache_capacity: usize::try_from(cache_capacity).unwrap_or(usize::MAX),
         propagation,
         idle: Duration::from_secs(idle_days * 86_400),
+        max_devices: usize::try_from(max_devices).expect("at most 100"),
     })))
 }
 

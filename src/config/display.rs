@@ -115,6 +115,7 @@ impl fmt::Display for Config {
                     "TELNYX_CREDENTIAL_IDLE_DAYS = {}",
                     per_user.idle.as_secs() / 86_400
                 )?;
+                writeln!(f, "MAX_DEVICES_PER_USER   = {}", per_user.max_devices)?;
             }
         }
         writeln!(f, "TELNYX_SIP_REALM       = {}", credentials.realm)?;
@@ -162,6 +163,14 @@ impl fmt::Display for Config {
             )?,
         }
         writeln!(f, "{}", self.connections)?;
+        writeln!(
+            f,
+            "ADMIN_API_TOKEN        = {}",
+            match &self.admin_api_token {
+                Some(_) => "set (redacted): /admin/users/{sub}/devices is served",
+                None => "not set (no admin route)",
+            }
+        )?;
         writeln!(f, "RUST_LOG               = {}", self.log.filter)?;
         let format = match self.log.format {
             LogFormat::Pretty => "pretty",

@@ -26,6 +26,7 @@ pub use shared::{DEFAULT_REDIS_COMMAND_TIMEOUT_MS, RedisConfig};
 pub use template::{ENV_EXAMPLE, placeholder_in};
 
 mod access;
+mod admin;
 mod connections;
 mod credentials;
 mod display;
@@ -75,6 +76,8 @@ pub struct Config {
     /// `ALLOW_INSECURE_HTTP`: plain `http://` accepted for Supabase and Telnyx on other hosts
     /// than this machine.
     pub allow_insecure_http: bool,
+    /// `ADMIN_API_TOKEN`: the app backend's token for `/admin/…`; `None` serves no admin route.
+    pub admin_api_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +178,9 @@ pub struct PerUserConfig {
     pub propagation: Duration,
     /// A credential expires this long after its last token unless moved forward.
     pub idle: Duration,
+    /// `MAX_DEVICES_PER_USER`: devices (credentials with a `device_id`) one user may hold; the
+    /// default credential is not one of them.
+    pub max_devices: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -403,6 +409,7 @@ fn common(
     let limits = limits::read(env);
     let redis = shared::read(env);
     let connections = connections::read(env);
+    let admin_api_token = admin::read(env);
     let filter = env.string_or("RUST_LOG", "info");
     if let Err(error) = tracing_subscriber::EnvFilter::try_new(&filter) {
         env.problem(
@@ -423,6 +430,7 @@ fn common(
         redis,
         connections,
         allow_insecure_http,
+        admin_api_token,
     })
 }
 

@@ -232,6 +232,8 @@ fn per_user_mode_reads_telnyx_api_access_and_needs_no_sip_identity() {
     assert_eq!(per_user.refresh_margin, Duration::from_secs(600));
     assert_eq!(per_user.propagation, Duration::from_secs(5));
     assert_eq!(per_user.idle, Duration::from_secs(30 * 86_400));
+    assert_eq!(per_user.max_devices, 5);
+    assert!(config.admin_api_token.is_none());
     for printed in [format!("{config:?}"), config.to_string()] {
         assert!(!printed.contains("KEY0123456789ABCDEF"), "{printed}");
     }
@@ -239,6 +241,25 @@ fn per_user_mode_reads_telnyx_api_access_and_needs_no_sip_identity() {
         config
             .to_string()
             .contains("CREDENTIAL_MODE        = per_user")
+    );
+}
+
+#[test]
+fn the_admin_token_is_read_kept_secret_and_the_device_cap_set() {
+    let token = "4b1d9c0e7a2f4e6b8d0c1a3e5f7b9d1c";
+    let config = per_user(&[("ADMIN_API_TOKEN", token), ("MAX_DEVICES_PER_USER", "100")]).unwrap();
+    let CredentialSourceConfig::PerUser(per_user) = &config.credentials.source else {
+        panic!("per_user mode was asked for");
+    };
+    assert_eq!(per_user.max_devices, 100);
+    assert!(config.admin_api_token.is_some());
+    for printed in [format!("{config:?}"), config.to_string()] {
+        assert!(!printed.contains(token), "{printed}");
+    }
+    assert!(
+        config
+            .to_string()
+            .contains("ADMIN_API_TOKEN        = set (redacted)")
     );
 }
 
@@ -267,6 +288,13 @@ fn per_user_values_are_checked() {
         ),
         ("TELNYX_CREDENTIAL_IDLE_DAYS", "0", "from 1 to 3650"),
         ("TELNYX_CREDENTIAL_IDLE_DAYS", "3651", "from 1 to 3650"),
+        ("MAX_DEVICES_PER_USER", "0", "from 1 to 100"),
+        ("MAX_DEVICES_PER_USER", "101", "from 1 to 100"),
+        (
+            "ADMIN_API_TOKEN",
+            "KEY0123456789ABCDEF-too-short",
+            "at least 32",
+        ),
     ];
     for (variable, value, hint) in cases {
         let errors = per_user(&[(variable, value)]).unwrap_err();

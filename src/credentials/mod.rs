@@ -1,7 +1,8 @@
 //! The credential sources and the `WebRTCCredential` they hand to the browser.
 //!
 //! The handlers call one seam, [`CredentialSource::issue`] (and [`CredentialSource::revoke`]
-//! for `DELETE`); each `CREDENTIAL_MODE` is a variant behind it.
+//! for `DELETE`, [`CredentialSource::devices`] for `GET /devices`); each `CREDENTIAL_MODE` is a
+//! variant behind it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,13 +12,17 @@ use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::config::{CredentialConfig, CredentialSourceConfig};
+use crate::shared::Redis;
 use crate::telnyx::TelnyxError;
 pub use connectivity::{Connectivity, IceServer};
-pub use holder::{Holder, is_third_party_name, issuer_tag, owner_of};
-use per_user::PerUserCredentials;
+pub use devices::{Device, Devices};
+pub use holder::{
+    DeviceId, Holder, InvalidDeviceId, MAX_DEVICE_ID_LEN, is_third_party_name, issuer_tag, owner_of,
+};
 use shared::SharedCredential;
 
 mod connectivity;
+mod devices;
 mod holder;
 mod per_user;
 mod shared;
@@ -144,13 +149,18 @@ impl From<TelnyxError> for CredentialError {
 pub enum CredentialSource {
     /// One SIP identity shared by every user.
     Static(SharedCredential),
-    /// One Telnyx telephony credential per user, handed out as short-lived login tokens.
-    PerUser(Box<PerUserCredentials>),
+    /// One Telnyx telephony credential per user and device, handed out as short-lived login
+    /// tokens.
+    PerUser(Box<Devices>),
 }
 
 impl CredentialSource {
-    /// Builds the source; fails only when the Telnyx client cannot start.
-    pub fn from_config(config: &CredentialConfig) -> Result<Self, String> {
+    /// Builds the source; fails only when the Telnyx client cannot start. With `redis`, the
+    /// device book is shared by the replicas.
+    pub fn from_config(
+        config: &CredentialConfig,
+        redis: Option<&Arc<Redis>>,
+    ) -> Result<Self, String> {
         Ok(match &config.source {
             CredentialSourceConfig::Static {
                 username,
@@ -158,7 +168,7 @@ impl CredentialSource {
                 ttl,
             } => CredentialSource::Static(SharedCredential::new(config, username, password, *ttl)),
             CredentialSourceConfig::PerUser(per_user) => {
-                CredentialSource::PerUser(Box::new(PerUserCredentials::new(config, per_user)?))
+                CredentialSource::PerUser(Box::new(Devices::new(config, per_user, redis.cloned())?))
             }
         })
     }
@@ -184,12 +194,21 @@ impl CredentialSource {
         }
     }
 
-    /// Deletes the user's own credential, so every token minted for it stops working. False
-    /// when there was nothing to delete.
+    /// Deletes the holder's device's credential (without a device: every credential of the
+    /// user), so every token minted for it stops working. False when there was nothing to
+    /// delete.
     pub async fn revoke(&self, holder: &Holder) -> Result<bool, CredentialError> {
         match self {
             CredentialSource::Static(_) => Ok(false),
             CredentialSource::PerUser(source) => source.revoke(holder).await,
+        }
+    }
+
+    /// The users' devices; `None` in static mode, where every browser shares one identity.
+    pub fn devices(&self) -> Option<&Devices> {
+        match self {
+            CredentialSource::Static(_) => None,
+            CredentialSource::PerUser(source) => Some(source),
         }
     }
 }

@@ -1,8 +1,12 @@
 //! The access log, which is also the audit trail: exactly one line per request, `finished
 //! processing request`, with `status` and `latency_ms` (a number, fractional milliseconds). A request that issued or revoked a
 //! credential adds the audit fields to its line (`audit=credential_issued` with `email`, `mode`,
-//! `sip_username`, `expires_at`; `audit=credential_revoked`), and a refused request's line is a
-//! `warn` with `audit=request_refused`, `code`.
+//! `sip_username`, `expires_at` and, for a device, `device_id`; `audit=credential_revoked`, with
+//! `device_id` when one device was signed out), an admin lookup adds `audit=admin_devices_listed`
+//! with `subject_user_id` and `devices`, and a refused request's line is a `warn` with
+//! `audit=request_refused`, `code`. A device evicted to make room for a new one is the one
+//! exception to one line a request: its own `audit=device_evicted` line, in the same span
+//! ([`crate::credentials::Devices`]).
 //!
 //! Every line is written inside the request's span, which contributes `request_id`,
 //! `client_addr`, `method`, `path` and, once the token has verified, `user_id` (top-level fields
@@ -21,7 +25,7 @@ use tower_http::trace::OnResponse;
 
 use super::error::Refusal;
 use crate::auth::SupabaseClaims;
-use crate::credentials::SipIdentity;
+use crate::credentials::{DeviceId, SipIdentity};
 
 /// What a handler did that the audit trail records, carried on its response.
 #[derive(Clone)]
@@ -33,12 +37,18 @@ pub enum Audit {
         mode: &'static str,
         identity: Arc<SipIdentity>,
         expires_at: u64,
+        /// The device it was for; `None` for the user's default credential (and static mode).
+        device: Option<DeviceId>,
     },
-    /// `DELETE /credentials`: the user's telephony credential is gone at Telnyx.
+    /// `DELETE /credentials`: the device's telephony credential (without a device: every one
+    /// of the user's) is gone at Telnyx.
     CredentialRevoked {
         claims: Arc<SupabaseClaims>,
         mode: &'static str,
+        device: Option<DeviceId>,
     },
+    /// `GET /admin/users/{sub}/devices`: the app's backend looked a user's devices up.
+    AdminDevicesListed { user_id: String, devices: usize },
 }
 
 /// `TraceLayer`'s response callback: the request's one line.
@@ -57,6 +67,7 @@ impl<B> OnResponse<B> for AccessLog {
                     mode,
                     identity,
                     expires_at,
+                    device,
                 }),
                 _,
             ) => tracing::info!(
@@ -67,14 +78,31 @@ impl<B> OnResponse<B> for AccessLog {
                 mode,
                 sip_username = identity.username.as_str(),
                 expires_at,
+                device_id = device.as_ref().map(DeviceId::as_str),
                 "finished processing request"
             ),
-            (Some(Audit::CredentialRevoked { claims, mode }), _) => tracing::info!(
+            (
+                Some(Audit::CredentialRevoked {
+                    claims,
+                    mode,
+                    device,
+                }),
+                _,
+            ) => tracing::info!(
                 status,
                 latency_ms,
                 audit = "credential_revoked",
                 email = claims.email.as_deref(),
                 mode,
+                device_id = device.as_ref().map(DeviceId::as_str),
+                "finished processing request"
+            ),
+            (Some(Audit::AdminDevicesListed { user_id, devices }), _) => tracing::info!(
+                status,
+                latency_ms,
+                audit = "admin_devices_listed",
+                subject_user_id = user_id.as_str(),
+                devices,
                 "finished processing request"
             ),
             (None, Some(Refusal(code))) => tracing::warn!(

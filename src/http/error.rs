@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::{ADMIN_DEVICES_PATH, CREDENTIALS_PATH, DEVICES_PATH};
 use crate::auth::{PolicyRefusal, SessionRefusal, TokenRejection};
 use crate::credentials::CredentialError;
 use crate::metrics;
@@ -33,6 +34,18 @@ pub enum ApiError {
     /// Over `RATE_LIMIT_PER_USER` or `RATE_LIMIT_PER_IP`; `Retry-After` says when to retry.
     #[error("rate limited")]
     RateLimited(RateLimited),
+    /// A `device_id` query parameter outside its contract (1-64 of `[A-Za-z0-9_-]`).
+    #[error("invalid device_id")]
+    InvalidDeviceId,
+    /// `/admin/…` without the `ADMIN_API_TOKEN`, or with another token (a user's included).
+    #[error("invalid admin token")]
+    InvalidAdminToken,
+    /// `/admin/users/{sub}/…` whose `sub` cannot be a user id.
+    #[error("invalid user id")]
+    InvalidUserId,
+    /// `GET /devices` in static mode, where every browser shares one identity.
+    #[error("no devices in static mode")]
+    NoDevicesInStaticMode,
     /// The body is over `MAX_REQUEST_BODY_BYTES`.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -54,6 +67,9 @@ pub enum ApiError {
     /// mode).
     #[error("method not allowed")]
     MethodNotAllowed { revocable: bool },
+    /// A method other than `GET` on a route that answers `GET` only (`/devices`, `/admin/…`).
+    #[error("method not allowed")]
+    GetOnly,
     /// The request outlived `REQUEST_TIMEOUT_SECS`.
     #[error("request timed out")]
     Timeout,
@@ -176,6 +192,22 @@ error_table! {
         status: StatusCode::TOO_MANY_REQUESTS, code: "rate_limited", refusal: true,
         message: "Too many credential requests: wait the number of seconds in the Retry-After header, then try again.",
     };
+    ApiError::InvalidDeviceId = ApiError::InvalidDeviceId => Description {
+        status: StatusCode::BAD_REQUEST, code: "invalid_device_id", refusal: true,
+        message: "The device_id parameter is not valid: send 1 to 64 characters of A-Z, a-z, 0-9, _ and - (a crypto.randomUUID() will do), or leave it out.",
+    };
+    ApiError::InvalidAdminToken = ApiError::InvalidAdminToken => Description {
+        status: StatusCode::UNAUTHORIZED, code: "invalid_admin_token", refusal: true,
+        message: "This route is for the app's backend: send the service's ADMIN_API_TOKEN as 'Authorization: Bearer <token>'.",
+    };
+    ApiError::InvalidUserId = ApiError::InvalidUserId => Description {
+        status: StatusCode::BAD_REQUEST, code: "invalid_user_id", refusal: true,
+        message: "The path does not name a user: put the Supabase user's id (the sub of their access tokens) in /admin/users/{sub}/devices.",
+    };
+    ApiError::NoDevicesInStaticMode = ApiError::NoDevicesInStaticMode => Description {
+        status: StatusCode::METHOD_NOT_ALLOWED, code: "no_devices_in_static_mode", refusal: false,
+        message: "There are no devices in static mode: every browser shares one SIP identity, so there is none to list or sign out one by one (CREDENTIAL_MODE=per_user gives each device its own).",
+    };
     ApiError::PayloadTooLarge = ApiError::PayloadTooLarge => Description {
         status: StatusCode::PAYLOAD_TOO_LARGE, code: "payload_too_large", refusal: true,
         message: "The request body is too large: /credentials needs no body.",
@@ -207,6 +239,10 @@ error_table! {
         status: StatusCode::METHOD_NOT_ALLOWED, code: "method_not_allowed", refusal: false,
         message: "This method is not allowed here: use GET, POST or DELETE on /credentials.",
     };
+    ApiError::GetOnly = ApiError::GetOnly => Description {
+        status: StatusCode::METHOD_NOT_ALLOWED, code: "method_not_allowed", refusal: false,
+        message: "This method is not allowed here: this route answers GET only.",
+    };
     ApiError::Timeout = ApiError::Timeout => Description {
         status: StatusCode::SERVICE_UNAVAILABLE, code: "timeout", refusal: false,
         message: "The request took too long: try again in a moment.",
@@ -230,6 +266,25 @@ error_table! {
         status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal_error", refusal: false,
         message: "Something went wrong on our side: try again, and contact support if it keeps happening.",
     };
+}
+
+impl ApiError {
+    /// The routes that can answer with this error, where that is not every route declaring its
+    /// status: the OpenAPI document explains each code only where it can occur.
+    pub fn only_on(&self) -> Option<&'static [&'static str]> {
+        match self {
+            ApiError::MissingToken
+            | ApiError::InvalidToken(_)
+            | ApiError::Forbidden(_)
+            | ApiError::SessionRevoked(_)
+            | ApiError::SessionCheckUnavailable(_)
+            | ApiError::RateLimited(_) => Some(&[CREDENTIALS_PATH, DEVICES_PATH]),
+            ApiError::InvalidDeviceId => Some(&[CREDENTIALS_PATH]),
+            ApiError::NoDevicesInStaticMode => Some(&[DEVICES_PATH]),
+            ApiError::InvalidAdminToken | ApiError::InvalidUserId => Some(&[ADMIN_DEVICES_PATH]),
+            _ => None,
+        }
+    }
 }
 
 impl From<RateLimited> for ApiError {
@@ -287,7 +342,7 @@ impl IntoResponse for ApiError {
         let mut response = (described.status, Json(body)).into_response();
         // RFC 6750 §3: a challenge on every 401, with invalid_token when a token was refused.
         let challenge = match self {
-            ApiError::MissingToken => Some("Bearer"),
+            ApiError::MissingToken | ApiError::InvalidAdminToken => Some("Bearer"),
             ApiError::InvalidToken(_) | ApiError::SessionRevoked(_) => {
                 Some(r#"Bearer error="invalid_token""#)
             }

@@ -101,7 +101,7 @@ impl AuthenticatedUser {
 }
 
 /// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 7235).
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+pub(super) fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
         .headers
         .get(AUTHORIZATION)

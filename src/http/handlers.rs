@@ -1,4 +1,4 @@
-//! The route handlers: credentials for a verified user, and the health probes.
+//! The route handlers: credentials and devices for a verified user, and the health probes.
 
 use std::sync::Arc;
 
@@ -14,9 +14,10 @@ use super::audit::Audit;
 use super::error::{ApiError, ErrorBody};
 use super::extractor::AuthenticatedUser;
 use super::openapi::{HEALTH_TAG, OPERATIONS_TAG};
+use super::params::{DeviceQuery, RequestedDevice};
 use crate::auth::jwks::KeyStoreStatus;
 use crate::auth::{ThirdPartyKeys, TokenVerifier};
-use crate::credentials::{CredentialSource, WebRTCCredential};
+use crate::credentials::{CredentialSource, Device, WebRTCCredential};
 use crate::metrics;
 
 #[derive(Serialize, ToSchema)]
@@ -26,8 +27,16 @@ pub struct CredentialResponse {
     credential: WebRTCCredential,
 }
 
-/// The error responses of every `/credentials` method, declared once. Never built: [`ApiError`]
-/// makes the responses, and the document lists each status's codes from it.
+/// A user's credentials, one per device, as `GET /devices` and the admin route list them.
+#[derive(Serialize, ToSchema)]
+pub struct DeviceList {
+    /// Oldest first; the default credential (requests without a `device_id`) has a `null`
+    /// `device_id`.
+    pub devices: Vec<Device>,
+}
+
+/// The error responses of every `/credentials` and `/devices` method, declared once. Never
+/// built: [`ApiError`] makes the responses, and the document lists each status's codes from it.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
 enum CredentialErrors {
@@ -61,24 +70,32 @@ enum CredentialErrors {
     summary = "The signed-in user's Telnyx WebRTC credential",
     description = "Verifies the Supabase access token and answers with what `new TelnyxRTC(...)` \
         needs: `password` in static mode, `login_token` in per_user mode. `POST` is the same as \
-        `GET` and takes no body.",
+        `GET` and takes no body. In per_user mode each `device_id` gets a credential (a SIP \
+        username) of its own, under the same user; a new device past `MAX_DEVICES_PER_USER` \
+        signs out the user's device least recently issued a credential.",
+    params(DeviceQuery),
     security(("supabase_access_token" = [])),
     responses(
         (status = OK, body = CredentialResponse, description = "The credential"),
+        (status = BAD_REQUEST, body = ErrorBody, description = "A `device_id` that is not one"),
         CredentialErrors,
     ),
 )]
 pub async fn issue_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
+    RequestedDevice(device): RequestedDevice,
 ) -> Result<(Extension<Audit>, Json<CredentialResponse>), ApiError> {
-    let credential = source.issue(&user.holder()).await?;
+    let holder = user.holder().with_device(device);
+    let credential = source.issue(&holder).await?;
     metrics::credential_issued(source.mode(), user.issuer.tag());
     let audit = Audit::CredentialIssued {
         claims: user.claims,
         mode: source.mode(),
         identity: credential.identity.clone(),
         expires_at: credential.expires_at,
+        // Static mode ignores the device: one identity for every browser.
+        device: source.devices().and(holder.device().cloned()),
     };
     Ok((
         Extension(audit),
@@ -89,35 +106,67 @@ pub async fn issue_credential(
     ))
 }
 
-/// `DELETE /credentials` (per_user mode only): deletes the user's telephony credential at
-/// Telnyx, signing them out of every phone at once. Only a delete that deleted something is
-/// counted and audited.
+/// `DELETE /credentials` (per_user mode only): deletes the device's telephony credential at
+/// Telnyx, or without a `device_id` every one of the user's, signing them out of every phone at
+/// once. Only a delete that deleted something is counted and audited.
 #[utoipa::path(
     delete,
     path = "/credentials",
-    summary = "Revoke the signed-in user's Telnyx credential (per_user mode only)",
-    description = "Deletes the user's telephony credential at Telnyx, so every login token \
-        minted for it stops working; the next `GET` creates a new one. Served only in per_user \
-        mode: a shared static identity cannot be revoked for one user.",
+    summary = "Revoke the signed-in user's Telnyx credentials (per_user mode only)",
+    description = "With `device_id`, deletes that device's telephony credential at Telnyx \
+        (signing that phone out, the user's others keep working); without, deletes every \
+        credential of the user, the default one included. Every login token minted for a \
+        deleted credential stops working; the next `GET` creates a new one. Served only in \
+        per_user mode: a shared static identity cannot be revoked for one user.",
+    params(DeviceQuery),
     security(("supabase_access_token" = [])),
     responses(
         (status = NO_CONTENT, description = "Revoked (or there was nothing to revoke)"),
+        (status = BAD_REQUEST, body = ErrorBody, description = "A `device_id` that is not one"),
         CredentialErrors,
     ),
 )]
 pub async fn revoke_credential(
     State(source): State<Arc<CredentialSource>>,
     user: AuthenticatedUser,
+    RequestedDevice(device): RequestedDevice,
 ) -> Result<(Option<Extension<Audit>>, StatusCode), ApiError> {
-    if !source.revoke(&user.holder()).await? {
+    let holder = user.holder().with_device(device);
+    if !source.revoke(&holder).await? {
         return Ok((None, StatusCode::NO_CONTENT));
     }
     metrics::credential_revoked(user.issuer.tag());
     let audit = Audit::CredentialRevoked {
         claims: user.claims,
         mode: source.mode(),
+        device: holder.device().cloned(),
     };
     Ok((Some(Extension(audit)), StatusCode::NO_CONTENT))
+}
+
+/// `GET /devices` (per_user mode; static mode answers 405 without this handler): the signed-in
+/// user's credentials, one per device, never a secret.
+#[utoipa::path(
+    get,
+    path = "/devices",
+    summary = "The signed-in user's devices (per_user mode only)",
+    description = "Lists the user's Telnyx credentials, one per device (`device_id`), the \
+        default one (`device_id: null`) included: the SIP username each registers as, when it \
+        was created, when it expires unless used, and when it was last issued a credential. \
+        No token or password. Sign one device out with `DELETE /credentials?device_id=...`.",
+    security(("supabase_access_token" = [])),
+    responses(
+        (status = OK, body = DeviceList, description = "The user's devices"),
+        CredentialErrors,
+    ),
+)]
+pub async fn list_devices(
+    State(source): State<Arc<CredentialSource>>,
+    user: AuthenticatedUser,
+) -> Result<Json<DeviceList>, ApiError> {
+    let devices = source.devices().ok_or(ApiError::NoDevicesInStaticMode)?;
+    let devices = devices.list(&user.holder()).await?;
+    Ok(Json(DeviceList { devices }))
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::error_handling::HandleErrorLayer;
@@ -11,17 +12,18 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::Route;
 use futures_util::future::Either;
+use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::{BoxError, Layer, Service, ServiceBuilder};
 
 use super::error::ApiError;
 
-/// The in-flight cap for one route. Global: every method of the route shares the permits.
-/// `LoadShed` asks the limit whether a permit is free and, when none is, fails the request at
-/// once; that failure becomes our `503 overloaded`.
+/// The in-flight cap, `MAX_CONCURRENT_REQUESTS` permits of `in_flight`: every method of every
+/// route given the same semaphore shares them. `LoadShed` asks the limit whether a permit is
+/// free and, when none is, fails the request at once; that failure becomes our `503 overloaded`.
 pub fn shed_load(
-    max_in_flight: usize,
+    in_flight: Arc<Semaphore>,
 ) -> impl Layer<
     Route,
     Service: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
@@ -38,7 +40,7 @@ pub fn shed_load(
             ApiError::Overloaded
         }))
         .layer(LoadShedLayer::new())
-        .layer(GlobalConcurrencyLimitLayer::new(max_in_flight))
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight))
 }
 
 /// Refuses requests whose header names and values add up to more than `max_bytes`

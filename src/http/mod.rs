@@ -1,5 +1,6 @@
 //! The HTTP surface: routes, the middleware stack around them, and the shared state.
 
+pub mod admin;
 pub mod around;
 pub mod audit;
 pub mod client_addr;
@@ -8,6 +9,7 @@ pub mod extractor;
 pub mod handlers;
 pub mod limits;
 pub mod openapi;
+pub mod params;
 pub mod request_id;
 
 use std::sync::Arc;
@@ -17,9 +19,10 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRef, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, any, get};
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
 use tower::util::{MapRequestLayer, MapResponseLayer};
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -45,6 +48,13 @@ use error::ApiError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The credential of the signed-in user (and device).
+pub const CREDENTIALS_PATH: &str = "/credentials";
+/// The signed-in user's devices.
+pub const DEVICES_PATH: &str = "/devices";
+/// A user's devices, for the app's backend (`ADMIN_API_TOKEN`).
+pub const ADMIN_DEVICES_PATH: &str = "/admin/users/{sub}/devices";
+
 /// Everything a handler may need. axum clones the state for every request, so this is one
 /// `Arc` ([`Services`] behind it): one reference count to bump, not one per service.
 #[derive(Clone)]
@@ -66,6 +76,8 @@ pub struct Services {
     pub sessions: Option<SessionCheck>,
     /// The Redis the replicas share (`REDIS_URL`); `None` keeps all state in this process.
     pub redis: Option<Arc<Redis>>,
+    /// `ADMIN_API_TOKEN`; `None` serves no admin route.
+    pub admin_token: Option<admin::AdminToken>,
 }
 
 impl std::ops::Deref for AppState {
@@ -87,7 +99,10 @@ impl AppState {
         Ok(Self(Arc::new(Services {
             verifier: Arc::new(TokenVerifier::new(&config.auth)),
             policy: AccessPolicy::new(&config.auth),
-            credentials: Arc::new(CredentialSource::from_config(&config.credentials)?),
+            credentials: Arc::new(CredentialSource::from_config(
+                &config.credentials,
+                redis.as_ref(),
+            )?),
             cors_allowed_origins: config
                 .cors_allowed_origins
                 .iter()
@@ -104,6 +119,7 @@ impl AppState {
                 .as_ref()
                 .map(|check| SessionCheck::new(check, config.auth.leeway, redis.clone())),
             redis,
+            admin_token: config.admin_api_token.as_ref().map(admin::AdminToken::new),
         })))
     }
 }
@@ -177,6 +193,7 @@ pub fn app(state: AppState) -> Router {
 
     let (router, document) = routes(&state).split_for_parts();
     router
+        .merge(refusals(&state))
         .layer(Extension(openapi::ServedDocument::new(document)))
         .route_layer(AroundLayer(RememberRoute))
         .fallback(|| async { ApiError::NotFound })
@@ -185,9 +202,10 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// This instance's routes, each registered with its OpenAPI operation by `routes!`, so
-/// `/openapi.json` lists exactly what this instance answers (`DELETE` only in per_user mode,
-/// `/metrics` only beside the API). A route added any other way fails the test that compares
-/// the router with the document.
+/// `/openapi.json` lists exactly what this instance answers (`DELETE` and `/devices` only in
+/// per_user mode, `/admin/…` only with `ADMIN_API_TOKEN`, `/metrics` only beside the API). A
+/// route added any other way fails the test that compares the router with the document, unless
+/// it is one of [`refused_paths`].
 fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     let revocable = state.credentials.can_revoke();
     let credentials = if revocable {
@@ -195,39 +213,80 @@ fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     } else {
         routes!(handlers::issue_credential)
     };
-    // One in-flight cap for every method of the route.
-    let credentials = credentials.layer(limits::shed_load(state.limits.max_concurrent_requests));
-    let credentials = credentials.map(|methods| refuse_other_methods(methods, revocable));
+    // One in-flight cap for every method of every route that may call Telnyx.
+    let in_flight = Arc::new(Semaphore::new(state.limits.max_concurrent_requests));
+    let shed_load = || limits::shed_load(in_flight.clone());
+    let (allow, refusal): (_, fn() -> ApiError) = if revocable {
+        ("GET,POST,DELETE", || ApiError::MethodNotAllowed {
+            revocable: true,
+        })
+    } else {
+        ("GET,POST", || ApiError::MethodNotAllowed {
+            revocable: false,
+        })
+    };
+    let credentials = credentials
+        .layer(shed_load())
+        .map(|methods| refuse_other_methods(methods, allow, refusal));
     let mut routes = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(credentials)
         .routes(routes!(handlers::liveness))
         .routes(routes!(handlers::readiness))
         .routes(routes!(openapi::openapi_json));
+    let get_only = |methods| refuse_other_methods(methods, "GET", || ApiError::GetOnly);
+    if state.credentials.devices().is_some() {
+        routes = routes.routes(
+            routes!(handlers::list_devices)
+                .layer(shed_load())
+                .map(get_only),
+        );
+        if state.admin_token.is_some() {
+            routes = routes.routes(
+                routes!(admin::user_devices)
+                    .layer(shed_load())
+                    .map(get_only),
+            );
+        }
+    }
     if state.metrics_on_api {
         routes = routes.routes(routes!(handlers::metrics));
     }
     routes
 }
 
-/// `/credentials`' answer to a method it does not serve, `HEAD` included: axum would answer `HEAD`
+/// Paths this instance routes only to say why it serves nothing there, left out of the
+/// OpenAPI document: `/devices` in static mode, where every browser shares one identity.
+pub(crate) fn refused_paths(state: &AppState) -> &'static [&'static str] {
+    if state.credentials.devices().is_some() {
+        &[]
+    } else {
+        &[DEVICES_PATH]
+    }
+}
+
+/// The routes of [`refused_paths`]: every method gets the 405 that says why, with an empty
+/// `Allow` (RFC 9110 §10.2.1: the resource allows no methods).
+fn refusals(state: &AppState) -> Router<AppState> {
+    refused_paths(state)
+        .iter()
+        .fold(Router::new(), |router, path| {
+            router.route(
+                path,
+                any(|| async { ([(header::ALLOW, "")], ApiError::NoDevicesInStaticMode) }),
+            )
+        })
+}
+
+/// A route's answer to a method it does not serve, `HEAD` included: axum would answer `HEAD`
 /// with the `GET` handler (a verified token, an audit line and, in per_user mode, maybe a new
-/// Telnyx credential, all for an answer without a body) and list it in `Allow`. These 405s carry
-/// an `Allow` of their own, which axum leaves in place.
+/// Telnyx credential or a listing, all for an answer without a body) and list it in `Allow`.
+/// These 405s carry an `Allow` of their own, which axum leaves in place.
 fn refuse_other_methods(
     methods: MethodRouter<AppState>,
-    revocable: bool,
+    allow: &'static str,
+    refusal: fn() -> ApiError,
 ) -> MethodRouter<AppState> {
-    let allow = if revocable {
-        "GET,POST,DELETE"
-    } else {
-        "GET,POST"
-    };
-    let refuse = move || async move {
-        (
-            [(header::ALLOW, allow)],
-            ApiError::MethodNotAllowed { revocable },
-        )
-    };
+    let refuse = move || async move { ([(header::ALLOW, allow)], refusal()) };
     methods.head(refuse).fallback(refuse)
 }
 

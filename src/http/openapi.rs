@@ -16,10 +16,17 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{OpenApi, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use crate::credentials::WebRTCCredential;
+use super::handlers::DeviceList;
+use crate::credentials::{Device, WebRTCCredential};
 
-/// The name of the bearer-token security scheme that `/credentials` requires.
+/// The name of the bearer-token security scheme that `/credentials` and `/devices` require.
 pub const SECURITY_SCHEME: &str = "supabase_access_token";
+
+/// The name of the bearer-token security scheme of `/admin/…`: `ADMIN_API_TOKEN`.
+pub const ADMIN_SECURITY_SCHEME: &str = "admin_api_token";
+
+/// The tag of what the app's backend calls with `ADMIN_API_TOKEN`.
+pub const ADMIN_TAG: &str = "admin";
 
 /// The tag of the probes, apart from the API a browser calls.
 pub const HEALTH_TAG: &str = "health";
@@ -35,7 +42,9 @@ pub const OPERATIONS_TAG: &str = "operations";
             place and receive phone calls through Telnyx WebRTC. Every error has the same JSON \
             body: a sentence a person can act on (`error`) and a stable `code` to switch on."
     ),
-    components(schemas(ErrorBody))
+    // `DeviceList` and `Device` in every instance's document, `/devices` served or not (static
+    // mode), so that the browser package's types, generated from demo's, have them.
+    components(schemas(ErrorBody, DeviceList, Device))
 )]
 pub struct ApiDoc;
 
@@ -56,6 +65,25 @@ pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
                 .build(),
         ),
     );
+    if document
+        .paths
+        .paths
+        .keys()
+        .any(|path| path.starts_with("/admin/"))
+    {
+        components.add_security_scheme(
+            ADMIN_SECURITY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The service's `ADMIN_API_TOKEN`, as `Authorization: Bearer <token>`: \
+                         for the app's backend, never for a browser.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
     list_error_codes(components.schemas.get_mut(ErrorBody::name().as_ref()));
     if let Some(credential) = components
         .schemas
@@ -63,9 +91,9 @@ pub fn complete(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::Open
     {
         *credential = flattened(std::mem::replace(credential, RefOr::T(Schema::default())));
     }
-    for item in document.paths.paths.values_mut() {
+    for (path, item) in &mut document.paths.paths {
         for operation in operations(item) {
-            describe_errors(operation);
+            describe_errors(path, operation);
         }
     }
     make_operation_ids_unique(&mut document);
@@ -158,11 +186,13 @@ fn list_error_codes(schema: Option<&mut RefOr<Schema>>) {
 }
 
 /// Spells out under each error status a route declares which codes it may carry, with their
-/// sentences; then adds the errors any route can answer with where the route declares none.
-fn describe_errors(operation: &mut Operation) {
+/// sentences (those of its status, less the ones [`ApiError::only_on`] gives to other routes);
+/// then adds the errors any route can answer with where the route declares none.
+fn describe_errors(path: &str, operation: &mut Operation) {
     let error_body = || RefOr::from(Ref::from_schema_name(ErrorBody::name()));
     let mut by_status: BTreeMap<u16, Vec<ApiError>> = BTreeMap::new();
-    for error in ApiError::every_kind() {
+    let here = |error: &ApiError| error.only_on().is_none_or(|paths| paths.contains(&path));
+    for error in ApiError::every_kind().into_iter().filter(here) {
         by_status
             .entry(error.describe().status.as_u16())
             .or_default()
@@ -284,7 +314,8 @@ mod tests {
     use crate::http::{AppState, app};
 
     /// `demo` (static mode, `/metrics` beside the API) and per_user mode with `/metrics` on a
-    /// port of its own: between them, every route is served by one and left out by the other.
+    /// port of its own and the admin route: between them, every route is served by one and left
+    /// out by the other.
     fn states() -> [AppState; 2] {
         let secrets = DemoSecrets {
             jwt_secret: SecretString::from("a-test-secret-that-is-long-enough-0123456789"),
@@ -298,6 +329,7 @@ mod tests {
             ("TELNYX_API_KEY", "KEY-test"),
             ("TELNYX_WEBRTC_CONNECTION_ID", "1234567890"),
             ("METRICS_BIND_ADDR", "127.0.0.1:0"),
+            ("ADMIN_API_TOKEN", "admin-token-for-the-openapi-tests-0123"),
         ]))
         .unwrap();
         [demo, per_user].map(|config| AppState::from_config(&config).unwrap())
@@ -330,11 +362,17 @@ mod tests {
     #[test]
     fn every_routed_path_is_documented_and_every_documented_path_is_routed() {
         for state in states() {
-            let documented: BTreeSet<String> =
+            let mut documented: BTreeSet<String> =
                 document_for(&state).paths.paths.keys().cloned().collect();
             let routed = routed_paths(&app(state.clone()));
             assert!(routed.contains("/credentials"), "{routed:?}");
+            assert!(routed.contains("/devices"), "{routed:?}");
             assert_eq!(routed.contains("/metrics"), state.metrics_on_api);
+            let per_user = state.credentials.devices().is_some();
+            assert_eq!(routed.contains(crate::http::ADMIN_DEVICES_PATH), per_user);
+            assert_eq!(documented.contains("/devices"), per_user);
+            let refused = crate::http::refused_paths(&state);
+            documented.extend(refused.iter().map(|path| (*path).to_owned()));
             assert_eq!(
                 routed, documented,
                 "add routes with .routes(routes!(handler)) and document the handler with #[utoipa::path]"
@@ -347,15 +385,23 @@ mod tests {
         for state in states() {
             let mut document = document_for(&state);
             let router = app(state.clone());
+            let mut paths: Vec<(String, BTreeSet<&str>)> = Vec::new();
             for (path, item) in &mut document.paths.paths {
-                let documented: BTreeSet<&str> = operations_by_method(item)
+                let documented = operations_by_method(item)
                     .map(|(method, _)| method)
                     .collect();
+                paths.push((path.clone(), documented));
+            }
+            // Routed to say why nothing is served there: every method is refused.
+            for path in crate::http::refused_paths(&state) {
+                paths.push(((*path).to_owned(), BTreeSet::new()));
+            }
+            for (path, documented) in paths {
                 // Not OPTIONS: the CORS layer answers it on every path, as a preflight.
                 for method in ["get", "post", "put", "patch", "delete"] {
                     let request = Request::builder()
                         .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
-                        .uri(path.as_str())
+                        .uri(path.replace("{sub}", "6f1c0b5e-0000-4000-8000-000000000001"))
                         .body(Body::empty())
                         .unwrap();
                     let status = router.clone().oneshot(request).await.unwrap().status();
@@ -376,6 +422,11 @@ mod tests {
             let mut document = document_for(&state);
             let schemes = &document.components.as_ref().unwrap().security_schemes;
             assert!(schemes.contains_key(SECURITY_SCHEME));
+            let admin = document
+                .paths
+                .paths
+                .contains_key(crate::http::ADMIN_DEVICES_PATH);
+            assert_eq!(schemes.contains_key(ADMIN_SECURITY_SCHEME), admin);
             for (path, item) in &mut document.paths.paths {
                 for (method, operation) in operations_by_method(item) {
                     let names: Vec<String> = serde_json::to_value(&operation.security)
@@ -385,10 +436,10 @@ mod tests {
                         .flatten()
                         .flat_map(|requirement| requirement.as_object().unwrap().keys().cloned())
                         .collect();
-                    let expected: &[&str] = if path == "/credentials" {
-                        &[SECURITY_SCHEME]
-                    } else {
-                        &[]
+                    let expected: &[&str] = match path.as_str() {
+                        "/credentials" | "/devices" => &[SECURITY_SCHEME],
+                        crate::http::ADMIN_DEVICES_PATH => &[ADMIN_SECURITY_SCHEME],
+                        _ => &[],
                     };
                     assert_eq!(names, expected, "{method} {path}");
                 }
@@ -401,8 +452,15 @@ mod tests {
         let [_, per_user] = states();
         let json: Value = serde_json::to_value(document_for(&per_user)).unwrap();
         let listed = &json["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"];
-        for method in ["get", "post", "delete"] {
-            let responses = &json["paths"]["/credentials"][method]["responses"];
+        let operations = [
+            ("/credentials", "get"),
+            ("/credentials", "post"),
+            ("/credentials", "delete"),
+            ("/devices", "get"),
+            (crate::http::ADMIN_DEVICES_PATH, "get"),
+        ];
+        for (path, method) in operations {
+            let responses = &json["paths"][path][method]["responses"];
             for error in ApiError::every_kind() {
                 let Description {
                     status,
@@ -417,14 +475,20 @@ mod tests {
                 let explained = responses[status.as_str()]["description"]
                     .as_str()
                     .is_some_and(|text| text.contains(&format!("`{code}`: {message}")));
-                // Answered by the framework for a path or method that has no operation.
+                // Answered without an operation: by the framework for a path or method that has
+                // none, or on a path routed only to refuse (`/devices` in static mode).
                 let unrouted = matches!(
                     error,
-                    ApiError::NotFound | ApiError::MethodNotAllowed { .. }
+                    ApiError::NotFound
+                        | ApiError::MethodNotAllowed { .. }
+                        | ApiError::GetOnly
+                        | ApiError::NoDevicesInStaticMode
                 );
-                assert!(
-                    explained || unrouted,
-                    "{code} is not explained under {method} /credentials {status}"
+                let here = error.only_on().is_none_or(|paths| paths.contains(&path));
+                assert_eq!(
+                    explained,
+                    here && !unrouted,
+                    "{code} under {method} {path} {status}"
                 );
             }
         }
@@ -463,6 +527,76 @@ mod tests {
             assert_eq!(served["openapi"], "3.1.0");
             assert_eq!(served, serde_json::to_value(document_for(&state)).unwrap());
         }
+    }
+
+    #[test]
+    fn devices_are_declared_as_device_list_and_device_and_device_id_as_a_parameter() {
+        let [demo, per_user] = states();
+        let json: Value = serde_json::to_value(document_for(&per_user)).unwrap();
+        let schemas = &json["components"]["schemas"];
+        let list = &schemas["DeviceList"];
+        assert_eq!(list["required"], serde_json::json!(["devices"]), "{list}");
+        assert_eq!(
+            list["properties"]["devices"]["items"]["$ref"],
+            "#/components/schemas/Device"
+        );
+        let device = &schemas["Device"];
+        let properties: BTreeSet<&str> = device["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            properties,
+            BTreeSet::from([
+                "device_id",
+                "sip_username",
+                "created_at",
+                "expires_at",
+                "last_issued_at"
+            ])
+        );
+        for nullable in ["device_id", "expires_at", "last_issued_at"] {
+            let types = device["properties"][nullable]["type"].to_string();
+            assert!(types.contains("null"), "{nullable}: {types}");
+        }
+        let required: BTreeSet<&str> = device["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| name.as_str().unwrap())
+            .collect();
+        assert_eq!(required, properties, "every field is always there");
+        for path in ["/devices", crate::http::ADMIN_DEVICES_PATH] {
+            assert_eq!(
+                json["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                    ["$ref"],
+                "#/components/schemas/DeviceList",
+                "{path}"
+            );
+        }
+        for method in ["get", "post", "delete"] {
+            let parameters = &json["paths"]["/credentials"][method]["parameters"];
+            let device_id = parameters
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|parameter| parameter["name"] == "device_id")
+                .unwrap_or_else(|| panic!("{method}: {parameters}"));
+            assert_eq!(device_id["in"], "query");
+            assert_eq!(device_id["required"], false);
+            assert_eq!(device_id["schema"]["pattern"], "^[A-Za-z0-9_-]{1,64}$");
+        }
+        assert_eq!(
+            json["paths"][crate::http::ADMIN_DEVICES_PATH]["get"]["tags"],
+            serde_json::json!([ADMIN_TAG])
+        );
+        let demo: Value = serde_json::to_value(document_for(&demo)).unwrap();
+        assert!(demo["paths"].get("/devices").is_none());
+        // The schemas all the same, for the types generated from demo's document.
+        assert_eq!(demo["components"]["schemas"]["Device"], *device);
+        assert_eq!(demo["components"]["schemas"]["DeviceList"], *list);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! Each use decides, next to its code, what it falls back to when Redis does not answer:
 //! [`crate::ratelimit`] counts in this replica's memory, [`crate::auth::session`] remembers
-//! answers in this replica's memory. `/readyz` does not depend on Redis.
+//! answers in this replica's memory, [`crate::credentials::Devices`] orders devices by its own
+//! record and Telnyx's dates. `/readyz` does not depend on Redis.
 //!
 //! # Keys
 //!
@@ -16,6 +17,7 @@
 //! | `twc:v1:rate:user:<hash of the user key>` (`credentials::Holder::user_key`: `supabase:<sub>`, or `<issuer tag>:<sub>`) | GCRA theoretical arrival time, µs since the epoch by Redis's clock (`TIME`) | until the key is back to a newcomer's state: at most `burst × period / rate` of `RATE_LIMIT_PER_USER` |
 //! | `twc:v1:rate:ip:<hash of address or /64>` | the same, for `RATE_LIMIT_PER_IP` | the same |
 //! | `twc:v1:session:<hash of the user key and session_id>` | `confirmed`, or `revoked <Supabase error_code>` | `SESSION_CHECK_CACHE_SECS` for `confirmed`; for `revoked`, until the token that was refused expires (plus `JWT_LEEWAY_SECS`) |
+//! | `twc:v1:devices:<hash of the user key>` | a hash: field `twc:v1:device:<hash of the credential name>`, value the device's last issue in ms since the epoch (the writing replica's clock) | `TELNYX_CREDENTIAL_IDLE_DAYS`, renewed at every write ([`crate::credentials::Devices`]) |
 //!
 //! Redis 6 or later (or Valkey): the rate limit's script reads the server's clock before it
 //! writes, which needs scripts replicated by their effects, the default since Redis 5.

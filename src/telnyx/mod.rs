@@ -122,6 +122,35 @@ impl TelnyxClient {
         connection_id: &str,
         budget: &Budget,
     ) -> Result<Vec<TelephonyCredential>, TelnyxError> {
+        let filter = name.map(|name| ("filter[name]", name));
+        let listed = self.list(filter, connection_id, budget).await?;
+        Ok(listed
+            .into_iter()
+            .filter(|credential| name.is_none_or(|name| credential.name.as_deref() == Some(name)))
+            .collect())
+    }
+
+    /// Every credential on the connection tagged `tag` (`filter[tag]`, the spec's `OptionalTag`
+    /// parameter of `findTelephonyCredentials`), from every page, expired ones included. The
+    /// spec's `TelephonyCredential` carries no `tag`, so the tag cannot be checked again here:
+    /// the caller checks each credential's name instead.
+    pub async fn list_tagged(
+        &self,
+        tag: &str,
+        connection_id: &str,
+        budget: &Budget,
+    ) -> Result<Vec<TelephonyCredential>, TelnyxError> {
+        self.list(Some(("filter[tag]", tag)), connection_id, budget)
+            .await
+    }
+
+    /// The pages of `GET /telephony_credentials` on the connection, with one more filter.
+    async fn list(
+        &self,
+        filter: Option<(&str, &str)>,
+        connection_id: &str,
+        budget: &Budget,
+    ) -> Result<Vec<TelephonyCredential>, TelnyxError> {
         let resource_id = format!("connection:{connection_id}");
         let mut found = Vec::new();
         for page_number in 1..=MAX_PAGES {
@@ -129,8 +158,8 @@ impl TelnyxClient {
             {
                 let mut query = url.query_pairs_mut();
                 query.append_pair("filter[resource_id]", &resource_id);
-                if let Some(name) = name {
-                    query.append_pair("filter[name]", name);
+                if let Some((name, value)) = filter {
+                    query.append_pair(name, value);
                 }
                 query
                     .append_pair("page[number]", &page_number.to_string())
@@ -144,8 +173,7 @@ impl TelnyxClient {
             let page: Page<TelephonyCredential> = self.read_json(response).await?;
             let on_page = page.data.len();
             found.extend(page.data.into_iter().filter(|credential| {
-                name.is_none_or(|name| credential.name.as_deref() == Some(name))
-                    && credential.resource_id.as_deref() == Some(resource_id.as_str())
+                credential.resource_id.as_deref() == Some(resource_id.as_str())
             }));
             let total_pages = page.meta.and_then(|meta| meta.total_pages).unwrap_or(1);
             if page_number >= total_pages || on_page == 0 {
@@ -211,11 +239,13 @@ impl TelnyxClient {
             .unwrap_or(page.data.len() as u64))
     }
 
-    /// `POST /telephony_credentials` with `expires_at` (`TelephonyCredentialCreateRequest`).
-    /// Not repeated after a timeout or a 5xx, which may hide a success: the caller lists first.
+    /// `POST /telephony_credentials` with `expires_at` and `tag`
+    /// (`TelephonyCredentialCreateRequest`). Not repeated after a timeout or a 5xx, which may
+    /// hide a success: the caller lists first.
     pub async fn create_credential(
         &self,
         name: &str,
+        tag: &str,
         connection_id: &str,
         expires_at: SystemTime,
         budget: &Budget,
@@ -224,6 +254,7 @@ impl TelnyxClient {
         let body = serde_json::json!({
             "connection_id": connection_id,
             "name": name,
+            "tag": tag,
             "expires_at": format_time(expires_at),
         });
         let response = self

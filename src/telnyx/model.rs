@@ -27,6 +27,9 @@ pub struct TelephonyCredential {
     /// `created_at`, which the spec gives as `2020-06-18T21:32:38` (no zone: UTC).
     #[serde(default, deserialize_with = "optional_time")]
     pub created_at: Option<SystemTime>,
+    /// `updated_at`: moved by every `PATCH`, so by each extension of `expires_at` too.
+    #[serde(default, deserialize_with = "optional_time")]
+    pub updated_at: Option<SystemTime>,
     /// When the credential stops working; `None` for one created without `expires_at`, which
     /// never expires (and for a value that does not parse, which is then treated the same).
     #[serde(default, deserialize_with = "optional_time")]

@@ -204,6 +204,51 @@ impl TestApp {
         self.get_credentials(token).await.status().as_u16()
     }
 
+    /// `method` on `path` (query included), with `Authorization: Bearer <token>` when given.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The credential of a `GET /credentials?device_id=<device>` that must succeed.
+    pub async fn device_credential(&self, token: &str, device: &str) -> Value {
+        let path = format!("/credentials?device_id={device}");
+        let response = self.request(reqwest::Method::GET, &path, Some(token)).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["success"], true);
+        body["credential"].clone()
+    }
+
+    /// `DELETE /credentials?device_id=<device>`, which must succeed.
+    pub async fn delete_device(&self, token: &str, device: &str) {
+        let path = format!("/credentials?device_id={device}");
+        let response = self
+            .request(reqwest::Method::DELETE, &path, Some(token))
+            .await;
+        assert_eq!(response.status(), 204, "DELETE {path}");
+    }
+
+    /// The `devices` of a `GET /devices` that must succeed.
+    pub async fn devices(&self, token: &str) -> Vec<Value> {
+        let response = self
+            .request(reqwest::Method::GET, "/devices", Some(token))
+            .await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["devices"].as_array().unwrap().clone()
+    }
+
     /// `/credentials` with any method and any `Authorization` header (or none).
     pub async fn credentials_with_header(
         &self,
@@ -226,6 +271,29 @@ impl Drop for TestApp {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// The binary (`serve`) with JSON logs in per_user mode against `telnyx`, its address, and a
+/// token for `user_id`.
+pub async fn serve_with_json_logs(
+    telnyx: &telnyx::FakeTelnyx,
+    extra: &[(&'static str, &str)],
+    user_id: &str,
+) -> (process::Process, String, String) {
+    let supabase = FakeSupabase::start(&[&keys().es256]).await;
+    let mut env = test_env(&supabase.url);
+    env.extend(telnyx.env());
+    env.push(("LOG_FORMAT", "json".into()));
+    env.extend(
+        extra
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    let service = process::Process::start(&["serve"], &env);
+    let address = service.address().await;
+    let mut claims = user_claims(&supabase.issuer());
+    claims["sub"] = json!(user_id);
+    (service, address, sign_hs256(&claims))
 }
 
 /// Reads an error response and checks the shape every error shares.

@@ -29,6 +29,7 @@ pub struct Tls {
 #[derive(Debug)]
 pub struct StoredKey {
     pub key: String,
+    /// A string's value; a hash's fields and values as `field=value` lines, sorted.
     pub value: String,
     /// Milliseconds left; -1 means the key never expires.
     pub ttl_ms: i64,
@@ -254,7 +255,7 @@ impl RedisServer {
             .unwrap()
     }
 
-    /// Every key, its value (strings only: the service stores nothing else) and its TTL.
+    /// Every key, its value (a string, or a hash: the service stores nothing else) and its TTL.
     pub async fn contents(&self) -> Vec<StoredKey> {
         let mut connection = self.connection().await;
         let keys: Vec<String> = redis::cmd("KEYS")
@@ -269,13 +270,31 @@ impl RedisServer {
                 .query_async(&mut connection)
                 .await
                 .unwrap();
-            assert_eq!(kind, "string", "{key} is a {kind}");
-            let (value, ttl_ms): (String, i64) = redis::pipe()
-                .get(&key)
-                .pttl(&key)
+            let ttl_ms: i64 = redis::cmd("PTTL")
+                .arg(&key)
                 .query_async(&mut connection)
                 .await
                 .unwrap();
+            let value = match kind.as_str() {
+                "string" => redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap(),
+                "hash" => {
+                    let fields: std::collections::BTreeMap<String, String> = redis::cmd("HGETALL")
+                        .arg(&key)
+                        .query_async(&mut connection)
+                        .await
+                        .unwrap();
+                    let lines: Vec<String> = fields
+                        .iter()
+                        .map(|(field, value)| format!("{field}={value}"))
+                        .collect();
+                    lines.join("\n")
+                }
+                other => panic!("{key} is a {other}"),
+            };
             stored.push(StoredKey { key, value, ttl_ms });
         }
         stored

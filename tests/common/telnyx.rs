@@ -1,8 +1,9 @@
 //! A local stand-in for the Telnyx API's telephony credential endpoints, shaped after Telnyx's
 //! API reference (developers.telnyx.com, team-telnyx/openapi `spec3.yml`): bearer API key,
 //! `{"data": …}` bodies with `meta` pagination (`page[number]`, `page[size]` at most 250),
-//! credentials with `expires_at` that expire by themselves, `PATCH` to move `expires_at`, the
-//! login token as `text/plain`, and errors both as `{"errors": [{"code", "title", "detail"}]}`
+//! credentials with `expires_at` that expire by themselves, a `tag` given at create (or `PATCH`)
+//! and filtered on with `filter[tag]` but, as in the spec's `TelephonyCredential`, never sent
+//! back, `PATCH` to move `expires_at` (and `updated_at` with it), the login token as `text/plain`, and errors both as `{"errors": [{"code", "title", "detail"}]}`
 //! and as `{"errors": {…}}`, one object. It counts every call, records what was asked, and can
 //! fail on demand, including after it has done what was asked.
 
@@ -66,9 +67,13 @@ pub struct StoredCredential {
     pub sip_username: String,
     pub sip_password: String,
     pub resource_id: String,
+    /// `tag` as the create (or a `PATCH`) gave it; `None` for one made without.
+    pub tag: Option<String>,
     /// Set by hand ([`FakeTelnyx::expire`]); a past `expires_at` expires a credential as well.
     pub expired: bool,
     pub created_at: String,
+    /// `created_at` until a `PATCH` moves it.
+    pub updated_at: String,
     /// As the client sent it, `None` when created without one.
     pub expires_at: Option<String>,
 }
@@ -228,6 +233,36 @@ impl FakeTelnyx {
         self.insert_with(name, CONNECTION_ID, created_at, None)
     }
 
+    /// Adds a credential with a tag, as if another replica had created it.
+    pub fn insert_tagged(&self, name: &str, tag: &str, created_at: &str) -> StoredCredential {
+        let mut credential = new_credential(&self.state, name, CONNECTION_ID, Some(created_at));
+        credential.tag = Some(tag.to_owned());
+        self.state
+            .credentials
+            .lock()
+            .unwrap()
+            .push(credential.clone());
+        credential
+    }
+
+    /// The credentials with this tag.
+    pub fn tagged(&self, tag: &str) -> Vec<StoredCredential> {
+        self.credentials()
+            .into_iter()
+            .filter(|credential| credential.tag.as_deref() == Some(tag))
+            .collect()
+    }
+
+    /// The credential so named, if there is exactly one.
+    pub fn named(&self, name: &str) -> Option<StoredCredential> {
+        let mut found: Vec<StoredCredential> = self
+            .credentials()
+            .into_iter()
+            .filter(|credential| credential.name == name)
+            .collect();
+        (found.len() == 1).then(|| found.remove(0))
+    }
+
     /// Adds a credential on any connection, with any `expires_at`.
     pub fn insert_with(
         &self,
@@ -289,6 +324,7 @@ fn new_credential(
         str::to_owned,
     );
     let id = format!("c215ade3-0d39-418e-94be-{n:012}");
+    let created_at = created_at.trim_end_matches('Z').to_owned();
     state
         .created
         .lock()
@@ -300,14 +336,17 @@ fn new_credential(
         sip_username: format!("gencred{n:04}TestUser"),
         sip_password: format!("sip-pass-{n:04}-a92dbcfb60184a8c"),
         resource_id: format!("connection:{connection_id}"),
+        tag: None,
         expired: false,
-        created_at: created_at.trim_end_matches('Z').to_owned(),
+        updated_at: created_at.clone(),
+        created_at,
         expires_at: None,
     }
 }
 
-/// The record as Telnyx returns it, `sip_password` included; `expired` as a boolean or, as the
-/// spec's own example has it, a string.
+/// The record as Telnyx returns it, `sip_password` included and `tag` left out (the spec's
+/// `TelephonyCredential` has none); `expired` as a boolean or, as the spec's own example has it,
+/// a string.
 fn record(credential: &StoredCredential, expired_as_string: bool) -> Value {
     let expired = credential.is_expired();
     let expired = if expired_as_string {
@@ -326,7 +365,7 @@ fn record(credential: &StoredCredential, expired_as_string: bool) -> Value {
         "sip_username": credential.sip_username,
         "created_at": credential.created_at,
         "expires_at": credential.expires_at,
-        "updated_at": credential.created_at,
+        "updated_at": credential.updated_at,
     })
 }
 
@@ -496,6 +535,9 @@ async fn list_credentials(
             .get("filter[name]")
             .is_none_or(|name| &credential.name == name)
             && query
+                .get("filter[tag]")
+                .is_none_or(|tag| credential.tag.as_ref() == Some(tag))
+            && query
                 .get("filter[resource_id]")
                 .is_none_or(|resource| &credential.resource_id == resource)
     };
@@ -577,6 +619,7 @@ async fn create_credential(State(state): State<Arc<TelnyxState>>, body: String) 
     let name = body["name"].as_str().unwrap_or_default();
     let mut credential = new_credential(&state, name, connection_id, None);
     credential.expires_at = body["expires_at"].as_str().map(str::to_owned);
+    credential.tag = body["tag"].as_str().map(str::to_owned);
     state.credentials.lock().unwrap().push(credential.clone());
     (
         StatusCode::CREATED,
@@ -608,6 +651,13 @@ async fn update_credential(
     if let Some(expires_at) = body["expires_at"].as_str() {
         credential.expires_at = Some(expires_at.to_owned());
     }
+    if let Some(tag) = body["tag"].as_str() {
+        credential.tag = Some(tag.to_owned());
+    }
+    credential.updated_at = humantime::format_rfc3339_seconds(SystemTime::now())
+        .to_string()
+        .trim_end_matches('Z')
+        .to_owned();
     Json(json!({ "data": record(credential, false) })).into_response()
 }
 

@@ -1,18 +1,19 @@
-//! A user's telephony credential through its life at Telnyx: found or created (one per user,
-//! never a blind second create), moved forward while its user is active, deleted and replaced
+//! A holder's telephony credential through its life at Telnyx: found or created (one per
+//! holder, a user's or one of their devices', tagged with the user's tag; never a blind second
+//! create), moved forward while its user is active, deleted and replaced
 //! once expired, and a login token minted for it that is handed out only once the credential
 //! has had time to propagate.
 //!
 //! Telnyx's sources this rests on: the team-telnyx/openapi `spec3.yml` telephony-credential
-//! paths (`expires_at` on create and `PATCH`, `expired`, paginated lists whose `filter[status]`
-//! has no documented values) and the JWT authentication guide on developers.telnyx.com (wait
+//! paths (`expires_at` and `tag` on create, `expires_at` on `PATCH`, `expired`, paginated lists
+//! whose `filter[status]` has no documented values) and the JWT authentication guide on developers.telnyx.com (wait
 //! about 5 seconds after creating a credential before logging in with it or a token for it, or
 //! the login "can fail transiently").
 
 use std::time::{Duration, SystemTime};
 
 use super::Rules;
-use crate::credentials::CredentialError;
+use crate::credentials::{CredentialError, Holder};
 use crate::telnyx::{Budget, LoginToken, TelephonyCredential, TelnyxClient, TelnyxError};
 
 /// Telnyx writes `created_at` to the second (`2020-06-18T21:32:38`): the credential may be up to
@@ -66,7 +67,7 @@ impl Lifecycle<'_> {
     /// have to list again.
     pub async fn token(
         &self,
-        name: &str,
+        holder: &Holder,
         known: &mut Option<KnownCredential>,
         budget: &Budget,
     ) -> Result<(TelephonyCredential, LoginToken), CredentialError> {
@@ -75,9 +76,9 @@ impl Lifecycle<'_> {
             Some(credential) if !credential.record.is_expired(now) => credential,
             Some(expired) => {
                 self.delete_expired(&expired.record, budget).await;
-                self.find_or_create(name, budget).await?
+                self.find_or_create(holder, budget).await?
             }
-            None => self.find_or_create(name, budget).await?,
+            None => self.find_or_create(holder, budget).await?,
         };
         let mut replaced = false;
         let token = loop {
@@ -85,7 +86,7 @@ impl Lifecycle<'_> {
                 Ok(token) => break token,
                 Err(TelnyxError::NotFound | TelnyxError::Rejected { .. }) if !replaced => {
                     tracing::info!(credential_id = %credential.record.id, "the user's telephony credential is gone or expired: finding or creating it again");
-                    credential = self.find_or_create(name, budget).await?;
+                    credential = self.find_or_create(holder, budget).await?;
                     replaced = true;
                 }
                 Err(error) => {
@@ -182,15 +183,17 @@ impl Lifecycle<'_> {
         Ok(())
     }
 
-    /// The user's oldest live credential on the connection, else a new one. A create that
+    /// The holder's oldest live credential on the connection, else a new one, tagged with the
+    /// user's tag so that a listing by tag finds it with the user's others. A create that
     /// failed in a way that may hide a success (a timeout, a 5xx) is followed by another list,
     /// not by another create; two replicas that create one at the same moment both keep the
     /// oldest, and each deletes its own extra, so the user ends up with one credential.
     async fn find_or_create(
         &self,
-        name: &str,
+        holder: &Holder,
         budget: &Budget,
     ) -> Result<KnownCredential, CredentialError> {
+        let name = &holder.credential_name();
         let mut listed_after_failure = false;
         loop {
             if let Some(found) = self.find(name, budget).await? {
@@ -201,6 +204,7 @@ impl Lifecycle<'_> {
                 .telnyx
                 .create_credential(
                     name,
+                    &holder.tag(),
                     self.connection_id,
                     self.rules.expiry_from(now),
                     budget,
@@ -304,6 +308,7 @@ mod tests {
             resource_id: Some("connection:1".into()),
             expired: false,
             created_at,
+            updated_at: created_at,
             expires_at: None,
         }
     }

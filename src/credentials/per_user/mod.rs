@@ -1,9 +1,11 @@
-//! `CREDENTIAL_MODE=per_user`: one Telnyx telephony credential per Supabase user, found or
-//! created through the Telnyx API, handed to the browser as short-lived login tokens.
+//! `CREDENTIAL_MODE=per_user`: one Telnyx telephony credential per holder (a Supabase user, or
+//! one of their devices), found or created through the Telnyx API, handed to the browser as
+//! short-lived login tokens. How many devices a user may have is [`super::devices`]' concern,
+//! above this one.
 //!
 //! The rules, written once here:
 //! - Telnyx itself is the only shared state: the credential is found by its holder's name
-//!   ([`Holder::credential_name`], `supabase:<sub>`), so a restart or another replica reuses it instead of creating
+//!   ([`Holder::credential_name`], `supabase:<sub>[:<device_id>]`), so a restart or another replica reuses it instead of creating
 //!   another, and the portal shows whose each one is.
 //! - Login tokens are cached per user in memory until shortly before they expire; concurrent
 //!   requests for one user share one sequence of Telnyx calls, the propagation wait included.
@@ -191,6 +193,12 @@ impl PerUserCredentials {
         Ok(!credentials.is_empty())
     }
 
+    /// The Telnyx client and connection, for [`super::devices`]' listings of a user's
+    /// credentials by their tag.
+    pub(super) fn telnyx(&self) -> (&TelnyxClient, &str) {
+        (&self.telnyx, &self.connection_id)
+    }
+
     fn slot(&self, holder: &Holder) -> Arc<UserSlot> {
         let slot = self
             .users
@@ -223,10 +231,9 @@ impl PerUserCredentials {
         upstream: &mut Upstream,
     ) -> Result<Arc<IssuedToken>, CredentialError> {
         let budget = self.telnyx.budget();
-        let name = holder.credential_name();
         let (credential, token) = self
             .lifecycle()
-            .token(&name, &mut upstream.credential, &budget)
+            .token(holder, &mut upstream.credential, &budget)
             .await?;
         tracing::debug!(credential_id = %credential.id, "minted a login token");
         let identity = SipIdentity::new(
