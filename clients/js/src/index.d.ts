@@ -2,7 +2,6 @@
 // document (openapi.d.ts): the credential the service answers is exactly its WebRTCCredential.
 
 import type { components } from "./openapi.js";
-import type { DeviceContract } from "./devices.js";
 
 /** What `GET /credentials` answers as `credential`. */
 export type Credential = components["schemas"]["WebRTCCredential"];
@@ -11,7 +10,7 @@ export type IceServer = components["schemas"]["IceServer"];
 /** The service's stable error codes (docs/api.md#errors). */
 export type ErrorCode = components["schemas"]["ErrorBody"]["code"];
 /** One of the user's devices (`GET /devices`). */
-export type Device = DeviceContract; // once the service serves /devices: components["schemas"]["Device"]
+export type Device = components["schemas"]["Device"];
 
 /** The localStorage key the device id is kept under: "telnyx-webrtc-credentials.device-id". */
 export declare const DEVICE_ID_KEY: string;

@@ -11,13 +11,13 @@ export interface paths {
         };
         /**
          * The signed-in user's Telnyx WebRTC credential
-         * @description Verifies the Supabase access token and answers with what `new TelnyxRTC(...)` needs: `password` in static mode, `login_token` in per_user mode. `POST` is the same as `GET` and takes no body.
+         * @description Verifies the Supabase access token and answers with what `new TelnyxRTC(...)` needs: `password` in static mode, `login_token` in per_user mode. `POST` is the same as `GET` and takes no body. In per_user mode each `device_id` gets a credential (a SIP username) of its own, under the same user; a new device past `MAX_DEVICES_PER_USER` signs out the user's device least recently issued a credential.
          */
         get: operations["issue_credential"];
         put?: never;
         /**
          * The signed-in user's Telnyx WebRTC credential
-         * @description Verifies the Supabase access token and answers with what `new TelnyxRTC(...)` needs: `password` in static mode, `login_token` in per_user mode. `POST` is the same as `GET` and takes no body.
+         * @description Verifies the Supabase access token and answers with what `new TelnyxRTC(...)` needs: `password` in static mode, `login_token` in per_user mode. `POST` is the same as `GET` and takes no body. In per_user mode each `device_id` gets a credential (a SIP username) of its own, under the same user; a new device past `MAX_DEVICES_PER_USER` signs out the user's device least recently issued a credential.
          */
         post: operations["issue_credential_post"];
         delete?: never;
@@ -106,13 +106,55 @@ export interface components {
             /** @description Always `true` here; error bodies carry `false`. */
             success: boolean;
         };
+        /**
+         * @description One credential of the user, as `GET /devices` lists it. Never a token or password. Every
+         *     field is always there (`null` where it says so).
+         */
+        Device: {
+            /**
+             * Format: int64
+             * @description When the credential was created at Telnyx, in milliseconds since the Unix epoch (0 when
+             *     Telnyx did not say).
+             */
+            created_at: number;
+            /**
+             * @description The browser's `device_id`; `null` for the default credential (requests without one).
+             * @example 4c8e6a1e-0b7c-4a55-9d7e-3f1f2a9c0d11
+             */
+            device_id: string | null;
+            /**
+             * Format: int64
+             * @description When the credential expires unless the device asks again, in milliseconds since the Unix
+             *     epoch; `null` for one without an expiry.
+             */
+            expires_at: number | null;
+            /**
+             * Format: int64
+             * @description When the device was last issued a credential, in milliseconds since the Unix epoch,
+             *     where known (to the minute across replicas); `null` when no replica has a record of it.
+             */
+            last_issued_at: number | null;
+            /**
+             * @description The credential's SIP username: an inbound call reaches this device at
+             *     `sip:<sip_username>@sip.telnyx.com`.
+             */
+            sip_username: string;
+        };
+        /** @description A user's credentials, one per device, as `GET /devices` and the admin route list them. */
+        DeviceList: {
+            /**
+             * @description Oldest first; the default credential (requests without a `device_id`) has a `null`
+             *     `device_id`.
+             */
+            devices: components["schemas"]["Device"][];
+        };
         /** @description The body of every error response. */
         ErrorBody: {
             /**
              * @description A stable code to switch on.
              * @enum {string}
              */
-            code: "aal2_required" | "anonymous_user" | "claim_requirement_not_met" | "email_domain_not_allowed" | "headers_too_large" | "internal_error" | "invalid_token" | "method_not_allowed" | "missing_token" | "not_found" | "overloaded" | "payload_too_large" | "rate_limited" | "role_not_allowed" | "session_check_unavailable" | "session_revoked" | "telnyx_bad_response" | "telnyx_misconfigured" | "telnyx_unavailable" | "timeout" | "token_expired";
+            code: "aal2_required" | "anonymous_user" | "claim_requirement_not_met" | "email_domain_not_allowed" | "headers_too_large" | "internal_error" | "invalid_admin_token" | "invalid_device_id" | "invalid_token" | "invalid_user_id" | "method_not_allowed" | "missing_token" | "no_devices_in_static_mode" | "not_found" | "overloaded" | "payload_too_large" | "rate_limited" | "role_not_allowed" | "session_check_unavailable" | "session_revoked" | "telnyx_bad_response" | "telnyx_misconfigured" | "telnyx_unavailable" | "timeout" | "token_expired";
             /** @description A sentence the person in front of the app can act on. */
             error: string;
             /** @description Always `false`. */
@@ -230,7 +272,14 @@ export type $defs = Record<string, never>;
 export interface operations {
     issue_credential: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description An opaque id the browser makes once and keeps (`crypto.randomUUID()` in
+                 *     `localStorage`), so that each device gets a Telnyx credential of its own, under the same
+                 *     user. Leave it out for the user's default credential. Ignored in static mode.
+                 */
+                device_id?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -244,6 +293,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CredentialResponse"];
+                };
+            };
+            /**
+             * @description A `device_id` that is not one. Error codes:
+             *     - `invalid_device_id`: The device_id parameter is not valid: send 1 to 64 characters of A-Z, a-z, 0-9, _ and - (a crypto.randomUUID() will do), or leave it out.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /**
@@ -363,7 +424,14 @@ export interface operations {
     };
     issue_credential_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description An opaque id the browser makes once and keeps (`crypto.randomUUID()` in
+                 *     `localStorage`), so that each device gets a Telnyx credential of its own, under the same
+                 *     user. Leave it out for the user's default credential. Ignored in static mode.
+                 */
+                device_id?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -377,6 +445,18 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CredentialResponse"];
+                };
+            };
+            /**
+             * @description A `device_id` that is not one. Error codes:
+             *     - `invalid_device_id`: The device_id parameter is not valid: send 1 to 64 characters of A-Z, a-z, 0-9, _ and - (a crypto.randomUUID() will do), or leave it out.
+             */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /**
