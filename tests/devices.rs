@@ -14,22 +14,6 @@ use telnyx_webrtc_credentials::credentials::Holder;
 
 const ADMIN_TOKEN: &str = "9c1e7a2f4e6b8d0c1a3e5f7b9d1c4b1d-admin";
 
-async fn spawn(telnyx: &FakeTelnyx, extra: &[(&'static str, &str)]) -> TestApp {
-    let mut env = telnyx.env();
-    // These tests send many requests per user; the limit itself is tested below.
-    env.push(("RATE_LIMIT_PER_USER", "off".into()));
-    env.extend(
-        extra
-            .iter()
-            .map(|(name, value)| (*name, (*value).to_owned())),
-    );
-    TestApp::spawn_with(Options {
-        env,
-        ..Options::default()
-    })
-    .await
-}
-
 /// The user's tag at Telnyx, as the service computes it.
 fn tag_of(user: &str) -> String {
     Holder::supabase_user(user).tag()
@@ -48,7 +32,7 @@ async fn two_devices_of_one_user_get_their_own_sip_usernames_under_one_tag() {
     let telnyx = FakeTelnyx::start().await;
     // Listings by tag take a page per credential: the devices are found across pages.
     telnyx.set_page_cap(1);
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     let token = app.token_for("user-two");
 
     let laptop = app.device_credential(&token, "laptop").await;
@@ -217,7 +201,7 @@ async fn the_default_credential_is_no_device_and_devices_of_unknown_order_go_by_
     // Made by another replica: this one has no record of their issues.
     telnyx.insert_tagged("supabase:user-dates:old", &tag, "2026-01-01T00:00:00");
     telnyx.insert_tagged("supabase:user-dates:new", &tag, "2026-03-01T00:00:00");
-    let app = spawn(&telnyx, &[("MAX_DEVICES_PER_USER", "2")]).await;
+    let app = TestApp::per_user(&telnyx, &[("MAX_DEVICES_PER_USER", "2")]).await;
     let token = app.token_for("user-dates");
 
     let before = telnyx.requests("list");
@@ -251,7 +235,7 @@ async fn deleting_one_device_leaves_the_others_working_and_no_parameter_deletes_
     let telnyx = FakeTelnyx::start().await;
     // A default credential made before tags: found by its name.
     let legacy = telnyx.insert("supabase:user-del", "2026-01-01T00:00:00");
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     let token = app.token_for("user-del");
     let a = app.device_credential(&token, "a").await;
     let b = app.device_credential(&token, "b").await;
@@ -303,7 +287,7 @@ async fn deleting_one_device_leaves_the_others_working_and_no_parameter_deletes_
 #[tokio::test]
 async fn invalid_device_ids_get_400_before_any_telnyx_call() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     let token = app.token_for("user-invalid");
     let long = "x".repeat(65);
     let invalid = [
@@ -379,7 +363,7 @@ async fn rate_limits_stay_per_user_whatever_the_device_ids() {
 #[tokio::test]
 async fn the_admin_route_is_absent_without_its_token_and_answers_only_to_it() {
     let telnyx = FakeTelnyx::start().await;
-    let without = spawn(&telnyx, &[]).await;
+    let without = TestApp::per_user(&telnyx, &[]).await;
     let response = without
         .request(
             Method::GET,
@@ -496,8 +480,8 @@ async fn the_admin_route_is_absent_without_its_token_and_answers_only_to_it() {
 #[tokio::test]
 async fn a_device_issued_on_another_replica_has_no_last_issue_here_without_redis() {
     let telnyx = FakeTelnyx::start().await;
-    let a = spawn(&telnyx, &[]).await;
-    let b = spawn(&telnyx, &[]).await;
+    let a = TestApp::per_user(&telnyx, &[]).await;
+    let b = TestApp::per_user(&telnyx, &[]).await;
     a.device_credential(&a.token_for("user-two-replicas"), "laptop")
         .await;
     let seen_by_a = a.devices(&a.token_for("user-two-replicas")).await;
@@ -510,7 +494,7 @@ async fn a_device_issued_on_another_replica_has_no_last_issue_here_without_redis
 #[tokio::test]
 async fn a_failing_telnyx_refuses_a_new_device_and_its_listing_but_serves_a_known_one() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     let token = app.token_for("user-down");
     let known = app.device_credential(&token, "known").await;
     telnyx.set_behaviour(Behaviour::Fail {
@@ -585,7 +569,7 @@ async fn static_mode_ignores_device_ids_and_has_no_devices_to_list() {
 #[tokio::test]
 async fn devices_answers_get_alone() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     let token = app.token_for("user-methods");
     for method in [Method::POST, Method::DELETE, Method::PUT, Method::HEAD] {
         let response = app.request(method.clone(), "/devices", Some(&token)).await;

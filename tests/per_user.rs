@@ -10,22 +10,6 @@ use common::*;
 use futures_util::future::join_all;
 use serde_json::Value;
 
-async fn spawn(telnyx: &FakeTelnyx, extra: &[(&'static str, &str)]) -> TestApp {
-    let mut env = telnyx.env();
-    // These tests send dozens of requests per user; the per-user limit is tested in limits.rs.
-    env.push(("RATE_LIMIT_PER_USER", "off".into()));
-    env.extend(
-        extra
-            .iter()
-            .map(|(name, value)| (*name, (*value).to_owned())),
-    );
-    TestApp::spawn_with(Options {
-        env,
-        ..Options::default()
-    })
-    .await
-}
-
 fn exp_of(login_token: &str) -> u64 {
     let claims: Value = jsonwebtoken::dangerous::insecure_decode_claims(login_token).unwrap();
     claims["exp"].as_u64().unwrap()
@@ -34,7 +18,7 @@ fn exp_of(login_token: &str) -> u64 {
 #[tokio::test]
 async fn concurrent_requests_for_three_users_create_three_credentials_and_mint_three_tokens() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     let users = ["user-a", "user-b", "user-c"];
     let tokens: Vec<String> = users.iter().map(|user| app.token_for(user)).collect();
 
@@ -83,14 +67,14 @@ async fn concurrent_requests_for_three_users_create_three_credentials_and_mint_t
 #[tokio::test]
 async fn a_restart_or_a_second_replica_reuses_the_credential_and_mints_a_new_token() {
     let telnyx = FakeTelnyx::start().await;
-    let first = spawn(&telnyx, &[]).await;
+    let first = TestApp::per_user(&telnyx, &[]).await;
     let token = first.token_for("user-restart");
     let before = first.credential(&token).await;
     drop(first);
 
     // Each app has its own Supabase stand-in, so each signs its own token for the same user.
-    let restarted = spawn(&telnyx, &[]).await;
-    let replica = spawn(&telnyx, &[]).await;
+    let restarted = TestApp::per_user(&telnyx, &[]).await;
+    let replica = TestApp::per_user(&telnyx, &[]).await;
     let after = restarted
         .credential(&restarted.token_for("user-restart"))
         .await;
@@ -114,7 +98,7 @@ async fn a_credential_made_elsewhere_is_found_and_the_oldest_of_duplicates_wins(
     let newer = telnyx.insert("supabase:user-dup", "2026-02-01T00:00:00");
     let older = telnyx.insert("supabase:user-dup", "2026-01-01T00:00:00");
     telnyx.insert("supabase:someone-else", "2025-01-01T00:00:00");
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
 
     let answer = app.credential(&app.token_for("user-dup")).await;
 
@@ -126,7 +110,7 @@ async fn a_credential_made_elsewhere_is_found_and_the_oldest_of_duplicates_wins(
 #[tokio::test]
 async fn telnyx_failing_with_5xx_is_retried_three_times_then_503_with_retry_after() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     telnyx.set_behaviour(Behaviour::Fail {
         status: 500,
         retry_after: None,
@@ -154,7 +138,7 @@ async fn telnyx_failing_with_5xx_is_retried_three_times_then_503_with_retry_afte
 #[tokio::test]
 async fn a_429_is_retried_after_its_retry_after() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     telnyx.set_behaviour(Behaviour::Fail {
         status: 429,
         retry_after: Some("1".into()),
@@ -174,7 +158,7 @@ async fn a_429_is_retried_after_its_retry_after() {
 #[tokio::test]
 async fn a_retry_after_longer_than_the_budget_fails_at_once_and_is_passed_on() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     telnyx.set_behaviour(Behaviour::Fail {
         status: 429,
         retry_after: Some("60".into()),
@@ -195,7 +179,7 @@ async fn a_retry_after_longer_than_the_budget_fails_at_once_and_is_passed_on() {
 #[tokio::test]
 async fn a_hanging_telnyx_gets_an_answer_within_the_request_budget() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[("TELNYX_REQUEST_BUDGET_SECS", "2")]).await;
+    let app = TestApp::per_user(&telnyx, &[("TELNYX_REQUEST_BUDGET_SECS", "2")]).await;
     telnyx.set_behaviour(Behaviour::Hang);
 
     let started = Instant::now();
@@ -215,7 +199,7 @@ async fn a_hanging_telnyx_gets_an_answer_within_the_request_budget() {
 #[tokio::test]
 async fn a_bad_api_key_is_a_server_misconfiguration_and_never_retried() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[("TELNYX_API_KEY", "KEYrevoked-0000")]).await;
+    let app = TestApp::per_user(&telnyx, &[("TELNYX_API_KEY", "KEYrevoked-0000")]).await;
 
     let response = app.get_credentials(&app.token_for("user-key")).await;
 
@@ -230,7 +214,7 @@ async fn a_bad_api_key_is_a_server_misconfiguration_and_never_retried() {
 #[tokio::test]
 async fn a_connection_that_is_not_a_credential_connection_is_a_misconfiguration() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[("TELNYX_WEBRTC_CONNECTION_ID", "999")]).await;
+    let app = TestApp::per_user(&telnyx, &[("TELNYX_WEBRTC_CONNECTION_ID", "999")]).await;
 
     let (status, body) = error_body(app.get_credentials(&app.token_for("user-conn")).await).await;
 
@@ -243,7 +227,7 @@ async fn a_connection_that_is_not_a_credential_connection_is_a_misconfiguration(
 /// day, and a token due for refresh is still valid for a second or more.
 async fn app_with_short_tokens(telnyx: &FakeTelnyx) -> TestApp {
     telnyx.set_token_lifetime(Duration::from_secs(4));
-    spawn(telnyx, &[]).await
+    TestApp::per_user(telnyx, &[]).await
 }
 
 const PAST_HALF_LIFE: Duration = Duration::from_millis(2_100);
@@ -307,7 +291,7 @@ async fn a_user_with_a_cached_token_is_served_while_telnyx_is_down() {
 #[tokio::test]
 async fn concurrent_requests_for_one_user_share_one_sequence_even_when_it_fails() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     telnyx.set_behaviour(Behaviour::Fail {
         status: 500,
         retry_after: None,
@@ -328,7 +312,7 @@ async fn concurrent_requests_for_one_user_share_one_sequence_even_when_it_fails(
 #[tokio::test]
 async fn delete_revokes_the_users_credential_and_the_next_request_gets_a_new_one() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     let token = app.token_for("user-revoke");
     let other = app.token_for("user-keep");
     let before = app.credential(&token).await;

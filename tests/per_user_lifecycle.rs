@@ -15,20 +15,6 @@ use serde_json::{Value, json};
 
 const DAY: u64 = 86_400;
 
-async fn spawn(telnyx: &FakeTelnyx, extra: &[(&'static str, &str)]) -> TestApp {
-    let mut env = telnyx.env();
-    env.push(("RATE_LIMIT_PER_USER", "off".into()));
-    for (name, value) in extra {
-        env.retain(|(existing, _)| existing != name);
-        env.push((name, (*value).to_owned()));
-    }
-    TestApp::spawn_with(Options {
-        env,
-        ..Options::default()
-    })
-    .await
-}
-
 fn iso(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
@@ -54,7 +40,7 @@ async fn a_credential_is_created_expiring_idle_days_ahead_and_named_after_the_us
             .map(|days| ("TELNYX_CREDENTIAL_IDLE_DAYS", days))
             .into_iter()
             .collect();
-        let app = spawn(&telnyx, &extra).await;
+        let app = TestApp::per_user(&telnyx, &extra).await;
 
         app.credential(&app.token_for("user-lifetime")).await;
 
@@ -96,7 +82,7 @@ async fn a_credential_past_half_its_idle_period_is_moved_forward_before_the_toke
         "2026-01-01T00:00:00",
         Some(&iso(now + 20 * DAY)),
     );
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
 
     app.credential(&app.token_for("user-due")).await;
     let seen = telnyx.seen();
@@ -144,7 +130,7 @@ async fn a_token_never_outlives_its_credential() {
         "2026-01-01T00:00:00",
         Some(&iso(credential_expiry)),
     );
-    let app = spawn(&telnyx, &[("TELNYX_CREDENTIAL_IDLE_DAYS", "1")]).await;
+    let app = TestApp::per_user(&telnyx, &[("TELNYX_CREDENTIAL_IDLE_DAYS", "1")]).await;
 
     let answer = app.credential(&app.token_for("user-capped")).await;
 
@@ -168,7 +154,7 @@ async fn expired_credentials_are_deleted_and_replaced_never_reused() {
         "2025-02-01T00:00:00",
         Some(&iso(now_secs() - 60)),
     );
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
 
     let answer = app.credential(&app.token_for("user-expired")).await;
 
@@ -185,7 +171,7 @@ async fn expired_credentials_are_deleted_and_replaced_never_reused() {
 async fn a_credential_that_expires_while_known_is_deleted_and_replaced() {
     let telnyx = FakeTelnyx::start().await;
     telnyx.set_token_lifetime(Duration::from_secs(4));
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     let token = app.token_for("user-lapses");
     let first = app.credential(&token).await;
     let known = telnyx.credentials()[0].clone();
@@ -208,7 +194,7 @@ async fn the_lookup_reads_every_page_and_sends_no_status_filter() {
     telnyx.insert("supabase:user-paged", "2026-03-01T00:00:00");
     telnyx.insert("supabase:user-paged", "2026-02-01T00:00:00");
     let oldest = telnyx.insert("supabase:user-paged", "2026-01-01T00:00:00");
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
 
     let answer = app.credential(&app.token_for("user-paged")).await;
 
@@ -246,7 +232,7 @@ async fn a_create_whose_answer_was_lost_is_followed_by_a_list_not_a_second_creat
         status: 503,
         times: 1,
     });
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
 
     let answer = app.credential(&app.token_for("user-lost")).await;
 
@@ -267,7 +253,7 @@ async fn a_create_refused_with_429_is_sent_again() {
         retry_after: Some("0".into()),
         times: 1,
     });
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
 
     app.credential(&app.token_for("user-busy")).await;
 
@@ -282,7 +268,7 @@ async fn a_create_refused_with_429_is_sent_again() {
 #[tokio::test]
 async fn a_brand_new_users_first_token_waits_out_propagation_and_concurrent_requests_share_it() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[("TELNYX_CREDENTIAL_PROPAGATION_SECS", "2")]).await;
+    let app = TestApp::per_user(&telnyx, &[("TELNYX_CREDENTIAL_PROPAGATION_SECS", "2")]).await;
     let token = app.token_for("user-new");
 
     let answers = join_all((0..5).map(|_| async {
@@ -318,7 +304,7 @@ async fn a_brand_new_users_first_token_waits_out_propagation_and_concurrent_requ
 async fn a_propagation_wait_that_no_longer_fits_the_budget_answers_503_and_the_next_request_is_served()
  {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(
+    let app = TestApp::per_user(
         &telnyx,
         &[
             ("TELNYX_CREDENTIAL_PROPAGATION_SECS", "2"),
@@ -353,7 +339,7 @@ async fn a_propagation_wait_that_no_longer_fits_the_budget_answers_503_and_the_n
 #[tokio::test]
 async fn revoking_deletes_expired_credentials_too() {
     let telnyx = FakeTelnyx::start().await;
-    let app = spawn(&telnyx, &[]).await;
+    let app = TestApp::per_user(&telnyx, &[]).await;
     let token = app.token_for("user-gone");
     app.credential(&token).await;
     let stale = telnyx.insert("supabase:user-gone", "2024-01-01T00:00:00");

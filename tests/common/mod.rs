@@ -103,6 +103,22 @@ impl TestApp {
         Self::spawn_with(Options::default()).await
     }
 
+    /// The service in per_user mode against `telnyx`, with `extra` set over its variables and
+    /// no per-user rate limit: these tests send many requests per user (limits.rs tests it).
+    pub async fn per_user(telnyx: &telnyx::FakeTelnyx, extra: &[(&'static str, &str)]) -> Self {
+        let mut env = telnyx.env();
+        env.push(("RATE_LIMIT_PER_USER", "off".into()));
+        for (name, value) in extra {
+            env.retain(|(existing, _)| existing != name);
+            env.push((name, (*value).to_owned()));
+        }
+        Self::spawn_with(Options {
+            env,
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn spawn_with(options: Options) -> Self {
         let keys = keys();
         let supabase = match options.supabase {
