@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 use crate::config::{CredentialConfig, CredentialSourceConfig};
+use crate::shared::Redis;
 use crate::telnyx::TelnyxError;
 pub use connectivity::{Connectivity, IceServer};
 pub use holder::{Holder, owner_of};
@@ -149,17 +150,21 @@ pub enum CredentialSource {
 }
 
 impl CredentialSource {
-    /// Builds the source; fails only when the Telnyx client cannot start.
-    pub fn from_config(config: &CredentialConfig) -> Result<Self, String> {
+    /// Builds the source; fails only when the Telnyx client cannot start. With `redis`,
+    /// per_user state is shared with the other replicas through it.
+    pub fn from_config(
+        config: &CredentialConfig,
+        redis: Option<&Arc<Redis>>,
+    ) -> Result<Self, String> {
         Ok(match &config.source {
             CredentialSourceConfig::Static {
                 username,
                 password,
                 ttl,
             } => CredentialSource::Static(SharedCredential::new(config, username, password, *ttl)),
-            CredentialSourceConfig::PerUser(per_user) => {
-                CredentialSource::PerUser(Box::new(PerUserCredentials::new(config, per_user)?))
-            }
+            CredentialSourceConfig::PerUser(per_user) => CredentialSource::PerUser(Box::new(
+                PerUserCredentials::new(config, per_user, redis)?,
+            )),
         })
     }
 

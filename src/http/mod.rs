@@ -87,7 +87,10 @@ impl AppState {
         Ok(Self(Arc::new(Services {
             verifier: Arc::new(TokenVerifier::new(&config.auth)),
             policy: AccessPolicy::new(&config.auth),
-            credentials: Arc::new(CredentialSource::from_config(&config.credentials)?),
+            credentials: Arc::new(CredentialSource::from_config(
+                &config.credentials,
+                redis.as_ref(),
+            )?),
             cors_allowed_origins: config
                 .cors_allowed_origins
                 .iter()

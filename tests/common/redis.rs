@@ -29,7 +29,10 @@ pub struct Tls {
 #[derive(Debug)]
 pub struct StoredKey {
     pub key: String,
+    /// The value as text (bytes that are not UTF-8 shown as U+FFFD), for messages and
+    /// comparisons; sealed values are binary.
     pub value: String,
+    pub bytes: Vec<u8>,
     /// Milliseconds left; -1 means the key never expires.
     pub ttl_ms: i64,
 }
@@ -254,14 +257,28 @@ impl RedisServer {
             .unwrap()
     }
 
-    /// Every key, its value (strings only: the service stores nothing else) and its TTL.
+    /// Every key (walked with `SCAN`), its value (strings only: the service stores nothing
+    /// else) and its TTL.
     pub async fn contents(&self) -> Vec<StoredKey> {
         let mut connection = self.connection().await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("*")
-            .query_async(&mut connection)
-            .await
-            .unwrap();
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(100)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            keys.extend(page);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
         let mut stored = Vec::new();
         for key in keys {
             let kind: String = redis::cmd("TYPE")
@@ -269,16 +286,35 @@ impl RedisServer {
                 .query_async(&mut connection)
                 .await
                 .unwrap();
+            if kind == "none" {
+                continue; // expired since the scan
+            }
             assert_eq!(kind, "string", "{key} is a {kind}");
-            let (value, ttl_ms): (String, i64) = redis::pipe()
+            let (bytes, ttl_ms): (Vec<u8>, i64) = redis::pipe()
                 .get(&key)
                 .pttl(&key)
                 .query_async(&mut connection)
                 .await
                 .unwrap();
-            stored.push(StoredKey { key, value, ttl_ms });
+            stored.push(StoredKey {
+                key,
+                value: String::from_utf8_lossy(&bytes).into_owned(),
+                bytes,
+                ttl_ms,
+            });
         }
         stored
+    }
+}
+
+impl StoredKey {
+    /// Whether `needle` is in the key or anywhere in the value's bytes.
+    pub fn holds(&self, needle: &str) -> bool {
+        self.key.contains(needle)
+            || self
+                .bytes
+                .windows(needle.len().max(1))
+                .any(|window| window == needle.as_bytes())
     }
 }
 

@@ -1,0 +1,684 @@
+//! per_user state in Redis, shared by every replica (`REDIS_URL`): each holder's login token and
+//! which Telnyx credential is theirs (both sealed), the lease that lets one replica at a time call
+//! Telnyx for them, and their user's generation, which a revocation moves on. Every command is
+//! one round trip, the ones that decide something a Lua script; the key schema is in
+//! [`crate::shared`], the rules that use all this in [`super`].
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Script;
+use secrecy::zeroize::Zeroizing;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::IssuedToken;
+use super::lifecycle::{Claim, KnownCredential, Registry};
+use crate::credentials::Holder;
+use crate::shared::sealed::Sealer;
+use crate::shared::{Redis, Unavailable, breaker, keys};
+use crate::telnyx::TelephonyCredential;
+
+/// How long a lease lasts unless its holder renews it: how long the replicas wait for one that
+/// crashed before another takes over. Far below `TELNYX_REQUEST_BUDGET_SECS`, so a waiter takes
+/// over within its own request.
+pub const LEASE_TTL: Duration = Duration::from_secs(3);
+/// A live holder renews its lease this often: two renewals may fail before it lapses.
+const LEASE_RENEWAL: Duration = Duration::from_secs(1);
+/// A generation lives at least this long once made, and every entry stored under it stretches
+/// it to outlive that entry (so no entry outlives the generation it belongs to).
+const GENERATION_TTL: Duration = Duration::from_secs(86_400);
+/// HKDF's `info` for the key that seals the values below.
+const SEALING_PURPOSE: &str = "twc:v1 per_user values in Redis";
+
+/// Reads the holder's generation (making one, from Redis's clock, if there is none), token and
+/// credential record, and takes the lease if it is free, in one step.
+///
+/// KEYS: generation, token, credential, lease. ARGV: owner, lease TTL ms, generation TTL ms.
+/// Returns {generation, token or '', credential or '', 1 if the lease was taken else 0}.
+const POLL: &str = r"
+local generation = redis.call('GET', KEYS[1])
+if not generation then
+  local clock = redis.call('TIME')
+  generation = clock[1] .. string.format('%06d', tonumber(clock[2]))
+  redis.call('SET', KEYS[1], generation, 'PX', ARGV[3])
+end
+local leased = 0
+if redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then leased = 1 end
+return {generation, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or '', leased}
+";
+
+/// Stores a token only while the generation it was minted under is current: a mint that began
+/// before a revocation cannot store its token after it.
+///
+/// KEYS: generation, token. ARGV: generation, value, TTL ms. Returns 1 if stored, 0 if not.
+const STORE: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+";
+
+/// Records the holder's credential if the record is still what the caller read ('' for none),
+/// so the first replica to record one wins and a replacement never overwrites another's.
+///
+/// KEYS: generation, credential. ARGV: generation, expected, value, TTL ms.
+/// Returns {1, ''} if recorded, {2, current value or ''} if not, {0, ''} if the generation moved on.
+const CLAIM: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, ''} end
+local current = redis.call('GET', KEYS[2]) or ''
+if current ~= ARGV[2] then return {2, current} end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return {1, ''}
+";
+
+/// Moves the generation on (Redis's clock in µs, and always past the last one, so a generation
+/// never comes back) and drops the holder's token and credential record.
+///
+/// KEYS: generation, token, credential. ARGV: generation TTL ms.
+const BUMP: &str = r"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local next = math.max(now, (tonumber(redis.call('GET', KEYS[1]) or '0') or 0) + 1)
+local ttl = math.max(redis.call('PTTL', KEYS[1]), tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], string.format('%d', next), 'PX', ttl)
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1
+";
+
+/// KEYS: lease. ARGV: owner. Deletes the lease only if it is still the owner's.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// KEYS: lease. ARGV: owner, TTL ms. Extends the lease only if it is still the owner's.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+
+/// Each loaded once per Redis with `SCRIPT LOAD`, then run by its hash (and loaded again after
+/// a Redis restart, which forgets them).
+static POLL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(POLL));
+static STORE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(STORE));
+static CLAIM_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CLAIM));
+static BUMP_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(BUMP));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
+static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW));
+
+/// The keys of one holder (see the schema in [`crate::shared`]).
+#[derive(Clone)]
+pub(super) struct HolderKeys {
+    /// By [`Holder::user_key`]: one generation for all of a user's credentials.
+    generation: String,
+    /// The others by connection and [`Holder::credential_name`]: a record made for another
+    /// `TELNYX_WEBRTC_CONNECTION_ID` is never used for this one.
+    token: String,
+    credential: String,
+    lease: String,
+}
+
+/// What Redis holds for a holder, read in one step.
+pub(super) struct Polled {
+    pub generation: Arc<str>,
+    /// The stored token of this generation, if there is one that opens.
+    pub token: Option<StoredToken>,
+    /// The credential recorded for the holder, as the registry needs it.
+    pub recorded: Recorded,
+    /// Taken for this caller: it calls Telnyx, the others wait.
+    pub lease: Option<Lease>,
+}
+
+/// A login token as another replica (or an earlier process) stored it.
+pub(super) struct StoredToken {
+    pub sip_username: String,
+    pub login_token: SecretString,
+    pub minted_at: SystemTime,
+    pub expires_at: SystemTime,
+}
+
+/// The holder's credential record: the bytes as stored (what a replacement must find there),
+/// and what they say, when they open.
+pub(super) struct Recorded {
+    bytes: Option<Vec<u8>>,
+    credential: Option<KnownCredential>,
+}
+
+/// The token's plaintext before it is sealed (borrowed while it is written: the token is not
+/// copied for it).
+#[derive(Serialize, Deserialize)]
+struct TokenValue<'a> {
+    #[serde(borrow)]
+    sip_username: Cow<'a, str>,
+    #[serde(borrow)]
+    login_token: Cow<'a, str>,
+    minted_at_ms: u64,
+    expires_at_ms: u64,
+}
+
+/// The credential record's plaintext before it is sealed.
+#[derive(Serialize, Deserialize)]
+struct CredentialValue {
+    id: String,
+    sip_username: String,
+    created_at_ms: Option<u64>,
+    expires_at_ms: Option<u64>,
+    usable_at_ms: u64,
+}
+
+pub(super) struct RedisTokens {
+    redis: Arc<Redis>,
+    sealer: Sealer,
+    connection_id: String,
+    /// `TELNYX_CREDENTIAL_IDLE_DAYS`: how long the record of a credential without an expiry lasts.
+    idle: Duration,
+    repairs: Arc<Repairs>,
+}
+
+impl RedisTokens {
+    /// `api_key` (`TELNYX_API_KEY`) is what the sealing key is derived from: see
+    /// docs/security.md for why.
+    pub fn new(
+        redis: Arc<Redis>,
+        api_key: &SecretString,
+        connection_id: &str,
+        idle: Duration,
+    ) -> Self {
+        Self {
+            repairs: Arc::new(Repairs {
+                redis: redis.clone(),
+                pending: Mutex::default(),
+            }),
+            redis,
+            sealer: Sealer::derive(api_key.expose_secret().as_bytes(), SEALING_PURPOSE),
+            connection_id: connection_id.to_owned(),
+            idle,
+        }
+    }
+
+    pub fn keys(&self, holder: &Holder) -> HolderKeys {
+        let name = holder.credential_name();
+        let of = |kind| keys::key(kind, &[self.connection_id.as_bytes(), name.as_bytes()]);
+        HolderKeys {
+            generation: keys::key("gen", &[holder.user_key().as_bytes()]),
+            token: of("token"),
+            credential: of("credential"),
+            lease: of("lease"),
+        }
+    }
+
+    /// The user's current generation; `None` when there is none (it expired with everything
+    /// stored under it, or Redis lost it), which no cached token carries.
+    pub async fn generation(&self, holder: &Holder) -> Result<Option<String>, Unavailable> {
+        let key = keys::key("gen", &[holder.user_key().as_bytes()]);
+        self.redis
+            .run(|mut connection| async move {
+                redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await
+    }
+
+    /// The holder's generation, token and credential record, and the lease if it is free.
+    pub async fn poll(&self, keys: &HolderKeys, owner: &str) -> Result<Polled, Unavailable> {
+        let (generation, token, credential, leased): (String, Vec<u8>, Vec<u8>, i64) = self
+            .redis
+            .run(|mut connection| async move {
+                POLL_SCRIPT
+                    .key(&keys.generation)
+                    .key(&keys.token)
+                    .key(&keys.credential)
+                    .key(&keys.lease)
+                    .arg(owner)
+                    .arg(millis(LEASE_TTL))
+                    .arg(millis(GENERATION_TTL))
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        let lease = (leased == 1).then(|| Lease::taken(&self.redis, &keys.lease, owner));
+        let token = self.open_token(&keys.token, &generation, &token);
+        let recorded = Recorded {
+            credential: self.open_credential(&keys.credential, &generation, &credential),
+            bytes: (!credential.is_empty()).then_some(credential),
+        };
+        Ok(Polled {
+            generation: generation.into(),
+            token,
+            recorded,
+            lease,
+        })
+    }
+
+    /// Stores `token` for every replica, if `generation` is still the user's. `Ok(false)`: a
+    /// revocation moved it on meanwhile, and the token must not be served.
+    pub async fn store(
+        &self,
+        keys: &HolderKeys,
+        generation: &str,
+        token: &IssuedToken,
+    ) -> Result<bool, Unavailable> {
+        let value = TokenValue {
+            sip_username: Cow::Borrowed(&token.identity.username),
+            login_token: Cow::Borrowed(token.login_token()),
+            minted_at_ms: epoch_ms(token.minted_at),
+            expires_at_ms: epoch_ms(token.expires_at),
+        };
+        let plaintext = Zeroizing::new(serde_json::to_vec(&value).expect("plain fields serialize"));
+        let sealed = self
+            .sealer
+            .seal(&keys.token, generation.as_bytes(), &plaintext);
+        let ttl = until(token.expires_at);
+        let stored: i64 = self
+            .redis
+            .run(|mut connection| async move {
+                STORE_SCRIPT
+                    .key(&keys.generation)
+                    .key(&keys.token)
+                    .arg(generation)
+                    .arg(&sealed)
+                    .arg(millis(ttl))
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(stored == 1)
+    }
+
+    /// The registry of the holder's credential for one sequence of Telnyx calls, starting from
+    /// what [`RedisTokens::poll`] read under `generation`.
+    pub fn registry<'a>(
+        &'a self,
+        keys: &'a HolderKeys,
+        generation: &'a str,
+        recorded: Recorded,
+    ) -> SharedRegistry<'a> {
+        SharedRegistry {
+            tokens: self,
+            keys,
+            generation,
+            expected: recorded.bytes,
+            recorded: recorded.credential,
+        }
+    }
+
+    /// The credential recorded for the holder, for `DELETE /credentials` to delete beside what
+    /// Telnyx lists.
+    pub async fn recorded_credential(
+        &self,
+        holder: &Holder,
+    ) -> Result<Option<TelephonyCredential>, Unavailable> {
+        let keys = &self.keys(holder);
+        let (generation, value): (Option<String>, Option<Vec<u8>>) = self
+            .redis
+            .run(|mut connection| async move {
+                redis::cmd("MGET")
+                    .arg(&keys.generation)
+                    .arg(&keys.credential)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(generation
+            .zip(value)
+            .and_then(|(generation, value)| {
+                self.open_credential(&keys.credential, &generation, &value)
+            })
+            .map(|known| known.record))
+    }
+
+    /// Moves the user's generation on and drops the holder's token and record: once each
+    /// replica has confirmed its cached token again, none serves a token stored before. If
+    /// Redis does not answer, this is done once it does ([`Repairs`]); false until then.
+    pub async fn revoke(&self, holder: &Holder) -> bool {
+        let keys = self.keys(holder);
+        match bump(&self.redis, &keys).await {
+            Ok(()) => true,
+            Err(Unavailable) => {
+                tracing::warn!(
+                    retry_secs = breaker::COOL_DOWN.as_secs(),
+                    "the revocation could not be written to Redis: the other replicas may hand out their cached token of the deleted credential until it is, which this replica keeps trying until Redis answers"
+                );
+                self.repairs.queue(keys);
+                false
+            }
+        }
+    }
+
+    fn open_token(&self, key: &str, generation: &str, sealed: &[u8]) -> Option<StoredToken> {
+        if sealed.is_empty() {
+            return None;
+        }
+        let Some(plaintext) = self.sealer.open(key, generation.as_bytes(), sealed) else {
+            tracing::debug!(
+                "a login token in Redis did not open (an earlier generation, or another TELNYX_API_KEY): treated as none"
+            );
+            return None;
+        };
+        let value: TokenValue = serde_json::from_slice(&plaintext).ok()?;
+        Some(StoredToken {
+            sip_username: value.sip_username.into_owned(),
+            login_token: SecretString::from(value.login_token.into_owned()),
+            minted_at: from_epoch_ms(value.minted_at_ms),
+            expires_at: from_epoch_ms(value.expires_at_ms),
+        })
+    }
+
+    fn seal_credential(
+        &self,
+        key: &str,
+        generation: &str,
+        credential: &KnownCredential,
+    ) -> Vec<u8> {
+        let record = &credential.record;
+        let value = CredentialValue {
+            id: record.id.clone(),
+            sip_username: record.sip_username.clone(),
+            created_at_ms: record.created_at.map(epoch_ms),
+            expires_at_ms: record.expires_at.map(epoch_ms),
+            usable_at_ms: epoch_ms(credential.usable_at),
+        };
+        let plaintext = serde_json::to_vec(&value).expect("plain fields serialize");
+        self.sealer.seal(key, generation.as_bytes(), &plaintext)
+    }
+
+    fn open_credential(
+        &self,
+        key: &str,
+        generation: &str,
+        sealed: &[u8],
+    ) -> Option<KnownCredential> {
+        if sealed.is_empty() {
+            return None;
+        }
+        let plaintext = self.sealer.open(key, generation.as_bytes(), sealed)?;
+        let value: CredentialValue = serde_json::from_slice(&plaintext).ok()?;
+        Some(KnownCredential {
+            record: TelephonyCredential {
+                id: value.id,
+                name: None,
+                sip_username: value.sip_username,
+                resource_id: Some(format!("connection:{}", self.connection_id)),
+                expired: false,
+                created_at: value.created_at_ms.map(from_epoch_ms),
+                expires_at: value.expires_at_ms.map(from_epoch_ms),
+            },
+            usable_at: from_epoch_ms(value.usable_at_ms),
+        })
+    }
+
+    /// A record lasts as long as its credential, which expires unless moved forward.
+    fn credential_ttl(&self, credential: &KnownCredential) -> Duration {
+        credential.record.expires_at.map_or(self.idle, until)
+    }
+}
+
+/// The replicas' agreement on a holder's credential, for one sequence of Telnyx calls.
+pub(super) struct SharedRegistry<'a> {
+    tokens: &'a RedisTokens,
+    keys: &'a HolderKeys,
+    generation: &'a str,
+    /// The record's bytes as last read or written: a claim replaces only these.
+    expected: Option<Vec<u8>>,
+    recorded: Option<KnownCredential>,
+}
+
+impl SharedRegistry<'_> {
+    /// The credential recorded for the holder, if any.
+    pub fn recorded(&self) -> Option<KnownCredential> {
+        self.recorded.clone()
+    }
+
+    /// Records `known` if it is not what the record says (its expiry was moved forward, or it
+    /// replaced one that is gone).
+    pub async fn record(&mut self, known: &KnownCredential) {
+        let unchanged = self.recorded.as_ref().is_some_and(|recorded| {
+            recorded.record.id == known.record.id
+                && recorded.record.expires_at == known.record.expires_at
+        });
+        if !unchanged {
+            self.claim(known).await;
+        }
+    }
+}
+
+impl Registry for SharedRegistry<'_> {
+    async fn claim(&mut self, credential: &KnownCredential) -> Claim {
+        let value = self
+            .tokens
+            .seal_credential(&self.keys.credential, self.generation, credential);
+        let ttl = self.tokens.credential_ttl(credential);
+        // A second round only when the record changed under us to something this replica
+        // cannot read (another TELNYX_API_KEY during a rollout) or to nothing.
+        let (keys, generation, value) = (self.keys, self.generation, &value);
+        for _ in 0..2 {
+            let expected = self.expected.as_deref().unwrap_or_default();
+            let answer: Result<(i64, Vec<u8>), _> = self
+                .tokens
+                .redis
+                .run(|mut connection| async move {
+                    CLAIM_SCRIPT
+                        .key(&keys.generation)
+                        .key(&keys.credential)
+                        .arg(generation)
+                        .arg(expected)
+                        .arg(value)
+                        .arg(millis(ttl))
+                        .invoke_async(&mut connection)
+                        .await
+                })
+                .await;
+            match answer {
+                Err(Unavailable) => return Claim::Unshared,
+                // Revoked meanwhile: nothing is recorded, and storing the token will find out.
+                Ok((0, _)) => return Claim::Ours,
+                Ok((1, _)) => {
+                    self.expected = Some(value.clone());
+                    self.recorded = Some(credential.clone());
+                    return Claim::Ours;
+                }
+                Ok((_, current)) => {
+                    let theirs = self.tokens.open_credential(
+                        &self.keys.credential,
+                        self.generation,
+                        &current,
+                    );
+                    self.expected = (!current.is_empty()).then_some(current);
+                    if let Some(theirs) = theirs {
+                        self.recorded = Some(theirs.clone());
+                        return Claim::Theirs(theirs);
+                    }
+                }
+            }
+        }
+        Claim::Unshared
+    }
+}
+
+/// The right to call Telnyx for one holder, held by one replica at a time: renewed while its
+/// holder lives, released by compare-and-delete, and gone by itself [`LEASE_TTL`] after a
+/// holder that crashed.
+pub(super) struct Lease {
+    redis: Arc<Redis>,
+    key: String,
+    owner: String,
+    renewer: tokio::task::JoinHandle<()>,
+    held: bool,
+}
+
+impl Lease {
+    /// A new owner id: one per request that may take a lease.
+    pub fn owner() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    fn taken(redis: &Arc<Redis>, key: &str, owner: &str) -> Self {
+        let renewer = {
+            let (redis, key, owner) = (redis.clone(), key.to_owned(), owner.to_owned());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE_RENEWAL).await;
+                    let (key, owner) = (&key, &owner);
+                    let renewed: Result<i64, _> = redis
+                        .run(|mut connection| async move {
+                            RENEW_SCRIPT
+                                .key(key)
+                                .arg(owner)
+                                .arg(millis(LEASE_TTL))
+                                .invoke_async(&mut connection)
+                                .await
+                        })
+                        .await;
+                    if renewed == Ok(0) {
+                        tracing::debug!(
+                            "the lease on a holder's Telnyx calls lapsed: another replica may call Telnyx for them too"
+                        );
+                        return;
+                    }
+                }
+            })
+        };
+        Self {
+            redis: redis.clone(),
+            key: key.to_owned(),
+            owner: owner.to_owned(),
+            renewer,
+            held: true,
+        }
+    }
+
+    pub async fn release(mut self) {
+        self.held = false;
+        self.renewer.abort();
+        let _ = release(&self.redis, &self.key, &self.owner).await;
+    }
+}
+
+impl Drop for Lease {
+    /// A request dropped while it held the lease (its client went away) hands it on at once.
+    fn drop(&mut self) {
+        self.renewer.abort();
+        if self.held {
+            let (redis, key, owner) = (
+                self.redis.clone(),
+                std::mem::take(&mut self.key),
+                std::mem::take(&mut self.owner),
+            );
+            tokio::spawn(async move {
+                let _ = release(&redis, &key, &owner).await;
+            });
+        }
+    }
+}
+
+async fn release(redis: &Redis, key: &str, owner: &str) -> Result<i64, Unavailable> {
+    redis
+        .run(|mut connection| async move {
+            RELEASE_SCRIPT
+                .key(key)
+                .arg(owner)
+                .invoke_async(&mut connection)
+                .await
+        })
+        .await
+}
+
+async fn bump(redis: &Redis, keys: &HolderKeys) -> Result<(), Unavailable> {
+    redis
+        .run(|mut connection| async move {
+            BUMP_SCRIPT
+                .key(&keys.generation)
+                .key(&keys.token)
+                .key(&keys.credential)
+                .arg(millis(GENERATION_TTL))
+                .invoke_async::<i64>(&mut connection)
+                .await
+        })
+        .await
+        .map(drop)
+}
+
+/// Revocations Redis missed while it did not answer, sent once it does: every
+/// [`breaker::COOL_DOWN`], by one task that ends when none is left. Held in memory only: a
+/// replica that stops before Redis is back loses them (see docs/deploy.md, "Scaling out").
+struct Repairs {
+    redis: Arc<Redis>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// By token key: one holder once, however often revoked meanwhile.
+    revocations: HashMap<String, HolderKeys>,
+    draining: bool,
+}
+
+impl Repairs {
+    fn queue(self: &Arc<Self>, keys: HolderKeys) {
+        let mut pending = self.lock();
+        pending.revocations.insert(keys.token.clone(), keys);
+        if !pending.draining {
+            pending.draining = true;
+            tokio::spawn(self.clone().drain());
+        }
+    }
+
+    async fn drain(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(breaker::COOL_DOWN).await;
+            let waiting: Vec<HolderKeys> = self.lock().revocations.values().cloned().collect();
+            let mut repaired = 0;
+            for keys in waiting {
+                if bump(&self.redis, &keys).await.is_err() {
+                    break;
+                }
+                self.lock().revocations.remove(&keys.token);
+                repaired += 1;
+            }
+            if repaired > 0 {
+                tracing::info!(
+                    repaired,
+                    "wrote to Redis the revocations it missed while it was unavailable"
+                );
+            }
+            let mut pending = self.lock();
+            if pending.revocations.is_empty() {
+                pending.draining = false;
+                return;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// From now until `at`, at least a second (a TTL must be positive).
+fn until(at: SystemTime) -> Duration {
+    at.duration_since(SystemTime::now())
+        .unwrap_or_default()
+        .max(Duration::from_secs(1))
+}
+
+fn epoch_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+fn from_epoch_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
