@@ -564,13 +564,16 @@ impl Drop for Lease {
     /// A request dropped while it held the lease (its client went away) hands it on at once.
     fn drop(&mut self) {
         self.renewer.abort();
-        if self.held {
+        // Not while the runtime itself shuts down: the lease then lapses by itself.
+        if self.held
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
             let (redis, key, owner) = (
                 self.redis.clone(),
                 std::mem::take(&mut self.key),
                 std::mem::take(&mut self.owner),
             );
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let _ = release(&redis, &key, &owner).await;
             });
         }
