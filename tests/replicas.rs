@@ -21,8 +21,13 @@ fn env(redis: &RedisServer, pairs: &[(&'static str, &str)]) -> Vec<(&'static str
     env
 }
 
-/// A per_user replica's environment: Redis, the Telnyx stand-in, no per-user limit (these
-/// tests are about tokens), then `pairs`.
+/// A machine busy with other builds can take more than the default 50 ms to answer a command
+/// (or, right after start-up, to connect): the replica would go on alone, as it does when
+/// Redis is away, and a test about sharing would test the fallback instead.
+const PATIENT_REDIS: (&str, &str) = ("REDIS_COMMAND_TIMEOUT_MS", "1000");
+
+/// A per_user replica's environment: Redis (patient), the Telnyx stand-in, no per-user limit
+/// (these tests are about tokens), then `pairs`.
 fn per_user_env(
     redis: &RedisServer,
     telnyx: &FakeTelnyx,
@@ -31,6 +36,7 @@ fn per_user_env(
     let mut env = vec![("REDIS_URL", redis.url())];
     env.extend(telnyx.env());
     env.push(("RATE_LIMIT_PER_USER", "off".into()));
+    env.push((PATIENT_REDIS.0, PATIENT_REDIS.1.into()));
     env.extend(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())));
     env
 }
@@ -429,6 +435,7 @@ impl Replica {
         env.extend([
             ("REDIS_URL", redis.url()),
             ("LOG_FORMAT", "json".to_owned()),
+            (PATIENT_REDIS.0, PATIENT_REDIS.1.to_owned()),
         ]);
         env.extend(telnyx.env());
         env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));

@@ -28,12 +28,10 @@
 mod lifecycle;
 mod memory;
 mod redis;
+mod token;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-use secrecy::ExposeSecret;
 
 use super::{
     Connectivity, CredentialError, Holder, SipIdentity, SipSecret, WebRTCCredential, epoch_millis,
@@ -45,6 +43,7 @@ use crate::telnyx::{Budget, TelnyxClient};
 use lifecycle::{KnownCredential, Lifecycle, Registry, Unshared};
 use memory::{HolderSlot, MemoryTokens, Upstream};
 use redis::{Lease, Polled, RedisTokens, StoredToken};
+use token::IssuedToken;
 
 /// How long a replica hands out a cached token on the strength of Redis's last word that its
 /// generation is current; a revocation waits this long before it answers. Short, so a `DELETE`
@@ -96,79 +95,13 @@ pub struct PerUserCredentials {
     shared: Option<RedisTokens>,
 }
 
-pub(super) struct IssuedToken {
-    identity: Arc<SipIdentity>,
-    minted_at: SystemTime,
-    expires_at: SystemTime,
-    /// From here on the token is replaced rather than handed out.
-    refresh_at: SystemTime,
-    /// With Redis, the generation of its holder's user this token belongs to; `None` for one
-    /// minted while Redis did not answer, which is dropped once Redis answers again.
-    generation: Option<Arc<str>>,
-    /// When Redis last said that generation is current ([`instant_stamp`]); 0: never.
-    confirmed: AtomicU64,
-}
-
-impl IssuedToken {
-    fn new(
-        identity: SipIdentity,
-        minted_at: SystemTime,
-        expires_at: SystemTime,
-        margin: Duration,
-    ) -> Self {
-        // At least half the token's life is used even when the margin is longer than that life.
-        let half_life = expires_at.duration_since(minted_at).unwrap_or_default() / 2;
-        let refresh_at = (expires_at - margin).max(minted_at + half_life);
-        Self {
-            identity: Arc::new(identity),
-            minted_at,
-            expires_at,
-            refresh_at,
-            generation: None,
-            confirmed: AtomicU64::new(0),
-        }
-    }
-
-    fn under(mut self, generation: Arc<str>) -> Self {
-        self.generation = Some(generation);
-        self
-    }
-
-    fn login_token(&self) -> &str {
-        self.identity
-            .login_token
-            .as_ref()
-            .map_or("", |token| token.expose_secret())
-    }
-
-    /// Redis said the generation was current in an answer to a command sent at `asked`.
-    fn confirm(&self, asked: Instant) {
-        self.confirmed
-            .fetch_max(instant_stamp(asked), Ordering::Relaxed);
-    }
-
-    /// Whether Redis confirmed the generation in answer to a command sent after `since`.
-    fn confirmed_after(&self, since: Instant) -> bool {
-        self.confirmed.load(Ordering::Relaxed) > instant_stamp(since)
-    }
-}
-
-/// The origin of [`instant_stamp`]: taken when the source is built, before any token exists.
-static START: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-/// Nanoseconds since [`START`], plus one: 0 is before anything.
-fn instant_stamp(at: Instant) -> u64 {
-    let nanos = at.saturating_duration_since(*START).as_nanos();
-    u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
-}
-
 impl PerUserCredentials {
     pub(super) fn new(
         config: &CredentialConfig,
         per_user: &PerUserConfig,
         redis: Option<&Arc<Redis>>,
     ) -> Result<Self, String> {
-        LazyLock::force(&START);
+        token::start_clock();
         Ok(Self {
             telnyx: TelnyxClient::new(&per_user.api)?,
             connection_id: per_user.connection_id.clone(),
@@ -515,22 +448,6 @@ async fn still_current(shared: &RedisTokens, holder: &Holder, token: &IssuedToke
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_token_is_refreshed_a_margin_before_expiry_but_used_for_half_its_life_at_least() {
-        let minted = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let day = Duration::from_secs(86_400);
-        let identity = || SipIdentity::new("u".into(), SipSecret::LoginToken("t".into()), "r");
-        let token = IssuedToken::new(identity(), minted, minted + day, Duration::from_secs(600));
-        assert_eq!(token.refresh_at, minted + day - Duration::from_secs(600));
-        let short = IssuedToken::new(
-            identity(),
-            minted,
-            minted + Duration::from_secs(300),
-            Duration::from_secs(600),
-        );
-        assert_eq!(short.refresh_at, minted + Duration::from_secs(150));
-    }
 
     #[test]
     fn the_token_cache_holds_at_most_its_capacity_of_users() {

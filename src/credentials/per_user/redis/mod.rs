@@ -1,12 +1,12 @@
 //! per_user state in Redis, shared by every replica (`REDIS_URL`): each holder's login token and
-//! which Telnyx credential is theirs (both sealed), the lease that lets one replica at a time call
-//! Telnyx for them, and their user's generation, which a revocation moves on. Every command is
-//! one round trip, the ones that decide something a Lua script; the key schema is in
-//! [`crate::shared`], the rules that use all this in [`super`].
+//! which Telnyx credential is theirs (both sealed; the record is kept by [`registry`]), the
+//! [`lease`] that lets one replica at a time call Telnyx for them, and their user's generation,
+//! which a revocation moves on ([`repairs`] when Redis missed it). Every command is one round
+//! trip, the ones that decide something a Lua script; the key schema is in [`crate::shared`],
+//! the rules that use all this in [`super`].
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
@@ -15,18 +15,19 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::IssuedToken;
-use super::lifecycle::{Claim, KnownCredential, Registry};
+use super::lifecycle::KnownCredential;
 use crate::credentials::Holder;
 use crate::shared::sealed::Sealer;
 use crate::shared::{Redis, Unavailable, breaker, keys};
 use crate::telnyx::TelephonyCredential;
+pub(super) use lease::{LEASE_TTL, Lease};
+pub(super) use registry::SharedRegistry;
+use repairs::Repairs;
 
-/// How long a lease lasts unless its holder renews it: how long the replicas wait for one that
-/// crashed before another takes over. Far below `TELNYX_REQUEST_BUDGET_SECS`, so a waiter takes
-/// over within its own request.
-pub const LEASE_TTL: Duration = Duration::from_secs(3);
-/// A live holder renews its lease this often: two renewals may fail before it lapses.
-const LEASE_RENEWAL: Duration = Duration::from_secs(1);
+mod lease;
+mod registry;
+mod repairs;
+
 /// A generation lives at least this long once made, and every entry stored under it stretches
 /// it to outlive that entry (so no entry outlives the generation it belongs to).
 const GENERATION_TTL: Duration = Duration::from_secs(86_400);
@@ -61,20 +62,6 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KE
 return 1
 ";
 
-/// Records the holder's credential if the record is still what the caller read ('' for none),
-/// so the first replica to record one wins and a replacement never overwrites another's.
-///
-/// KEYS: generation, credential. ARGV: generation, expected, value, TTL ms.
-/// Returns {1, ''} if recorded, {2, current value or ''} if not, {0, ''} if the generation moved on.
-const CLAIM: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, ''} end
-local current = redis.call('GET', KEYS[2]) or ''
-if current ~= ARGV[2] then return {2, current} end
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-return {1, ''}
-";
-
 /// Moves the generation on (Redis's clock in µs, and always past the last one, so a generation
 /// never comes back) and drops the holder's token and credential record.
 ///
@@ -89,26 +76,11 @@ redis.call('DEL', KEYS[2], KEYS[3])
 return 1
 ";
 
-/// KEYS: lease. ARGV: owner. Deletes the lease only if it is still the owner's.
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
-
-/// KEYS: lease. ARGV: owner, TTL ms. Extends the lease only if it is still the owner's.
-const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-";
-
 /// Each loaded once per Redis with `SCRIPT LOAD`, then run by its hash (and loaded again after
 /// a Redis restart, which forgets them).
 static POLL_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(POLL));
 static STORE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(STORE));
-static CLAIM_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CLAIM));
 static BUMP_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(BUMP));
-static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
-static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW));
 
 /// The keys of one holder (see the schema in [`crate::shared`]).
 #[derive(Clone)]
@@ -189,10 +161,7 @@ impl RedisTokens {
         idle: Duration,
     ) -> Self {
         Self {
-            repairs: Arc::new(Repairs {
-                redis: redis.clone(),
-                pending: Mutex::default(),
-            }),
+            repairs: Arc::new(Repairs::new(redis.clone())),
             redis,
             sealer: Sealer::derive(api_key.expose_secret().as_bytes(), SEALING_PURPOSE),
             connection_id: connection_id.to_owned(),
@@ -419,179 +388,6 @@ impl RedisTokens {
     }
 }
 
-/// The replicas' agreement on a holder's credential, for one sequence of Telnyx calls.
-pub(super) struct SharedRegistry<'a> {
-    tokens: &'a RedisTokens,
-    keys: &'a HolderKeys,
-    generation: &'a str,
-    /// The record's bytes as last read or written: a claim replaces only these.
-    expected: Option<Vec<u8>>,
-    recorded: Option<KnownCredential>,
-}
-
-impl SharedRegistry<'_> {
-    /// The credential recorded for the holder, if any.
-    pub fn recorded(&self) -> Option<KnownCredential> {
-        self.recorded.clone()
-    }
-
-    /// Records `known` if it is not what the record says (its expiry was moved forward, or it
-    /// replaced one that is gone).
-    pub async fn record(&mut self, known: &KnownCredential) {
-        let unchanged = self.recorded.as_ref().is_some_and(|recorded| {
-            recorded.record.id == known.record.id
-                && recorded.record.expires_at == known.record.expires_at
-        });
-        if !unchanged {
-            self.claim(known).await;
-        }
-    }
-}
-
-impl Registry for SharedRegistry<'_> {
-    async fn claim(&mut self, credential: &KnownCredential) -> Claim {
-        let value = self
-            .tokens
-            .seal_credential(&self.keys.credential, self.generation, credential);
-        let ttl = self.tokens.credential_ttl(credential);
-        // A second round only when the record changed under us to something this replica
-        // cannot read (another TELNYX_API_KEY during a rollout) or to nothing.
-        let (keys, generation, value) = (self.keys, self.generation, &value);
-        for _ in 0..2 {
-            let expected = self.expected.as_deref().unwrap_or_default();
-            let answer: Result<(i64, Vec<u8>), _> = self
-                .tokens
-                .redis
-                .run(|mut connection| async move {
-                    CLAIM_SCRIPT
-                        .key(&keys.generation)
-                        .key(&keys.credential)
-                        .arg(generation)
-                        .arg(expected)
-                        .arg(value)
-                        .arg(millis(ttl))
-                        .invoke_async(&mut connection)
-                        .await
-                })
-                .await;
-            match answer {
-                Err(Unavailable) => return Claim::Unshared,
-                // Revoked meanwhile: nothing is recorded, and storing the token will find out.
-                Ok((0, _)) => return Claim::Ours,
-                Ok((1, _)) => {
-                    self.expected = Some(value.clone());
-                    self.recorded = Some(credential.clone());
-                    return Claim::Ours;
-                }
-                Ok((_, current)) => {
-                    let theirs = self.tokens.open_credential(
-                        &self.keys.credential,
-                        self.generation,
-                        &current,
-                    );
-                    self.expected = (!current.is_empty()).then_some(current);
-                    if let Some(theirs) = theirs {
-                        self.recorded = Some(theirs.clone());
-                        return Claim::Theirs(theirs);
-                    }
-                }
-            }
-        }
-        Claim::Unshared
-    }
-}
-
-/// The right to call Telnyx for one holder, held by one replica at a time: renewed while its
-/// holder lives, released by compare-and-delete, and gone by itself [`LEASE_TTL`] after a
-/// holder that crashed.
-pub(super) struct Lease {
-    redis: Arc<Redis>,
-    key: String,
-    owner: String,
-    renewer: tokio::task::JoinHandle<()>,
-    held: bool,
-}
-
-impl Lease {
-    /// A new owner id: one per request that may take a lease.
-    pub fn owner() -> String {
-        uuid::Uuid::new_v4().simple().to_string()
-    }
-
-    fn taken(redis: &Arc<Redis>, key: &str, owner: &str) -> Self {
-        let renewer = {
-            let (redis, key, owner) = (redis.clone(), key.to_owned(), owner.to_owned());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(LEASE_RENEWAL).await;
-                    let (key, owner) = (&key, &owner);
-                    let renewed: Result<i64, _> = redis
-                        .run(|mut connection| async move {
-                            RENEW_SCRIPT
-                                .key(key)
-                                .arg(owner)
-                                .arg(millis(LEASE_TTL))
-                                .invoke_async(&mut connection)
-                                .await
-                        })
-                        .await;
-                    if renewed == Ok(0) {
-                        tracing::debug!(
-                            "the lease on a holder's Telnyx calls lapsed: another replica may call Telnyx for them too"
-                        );
-                        return;
-                    }
-                }
-            })
-        };
-        Self {
-            redis: redis.clone(),
-            key: key.to_owned(),
-            owner: owner.to_owned(),
-            renewer,
-            held: true,
-        }
-    }
-
-    pub async fn release(mut self) {
-        self.held = false;
-        self.renewer.abort();
-        let _ = release(&self.redis, &self.key, &self.owner).await;
-    }
-}
-
-impl Drop for Lease {
-    /// A request dropped while it held the lease (its client went away) hands it on at once.
-    fn drop(&mut self) {
-        self.renewer.abort();
-        // Not while the runtime itself shuts down: the lease then lapses by itself.
-        if self.held
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let (redis, key, owner) = (
-                self.redis.clone(),
-                std::mem::take(&mut self.key),
-                std::mem::take(&mut self.owner),
-            );
-            runtime.spawn(async move {
-                let _ = release(&redis, &key, &owner).await;
-            });
-        }
-    }
-}
-
-async fn release(redis: &Redis, key: &str, owner: &str) -> Result<i64, Unavailable> {
-    redis
-        .run(|mut connection| async move {
-            RELEASE_SCRIPT
-                .key(key)
-                .arg(owner)
-                .invoke_async(&mut connection)
-                .await
-        })
-        .await
-}
-
 async fn bump(redis: &Redis, keys: &HolderKeys) -> Result<(), Unavailable> {
     redis
         .run(|mut connection| async move {
@@ -605,62 +401,6 @@ async fn bump(redis: &Redis, keys: &HolderKeys) -> Result<(), Unavailable> {
         })
         .await
         .map(drop)
-}
-
-/// Revocations Redis missed while it did not answer, sent once it does: every
-/// [`breaker::COOL_DOWN`], by one task that ends when none is left. Held in memory only: a
-/// replica that stops before Redis is back loses them (see docs/deploy.md, "Scaling out").
-struct Repairs {
-    redis: Arc<Redis>,
-    pending: Mutex<Pending>,
-}
-
-#[derive(Default)]
-struct Pending {
-    /// By token key: one holder once, however often revoked meanwhile.
-    revocations: HashMap<String, HolderKeys>,
-    draining: bool,
-}
-
-impl Repairs {
-    fn queue(self: &Arc<Self>, keys: HolderKeys) {
-        let mut pending = self.lock();
-        pending.revocations.insert(keys.token.clone(), keys);
-        if !pending.draining {
-            pending.draining = true;
-            tokio::spawn(self.clone().drain());
-        }
-    }
-
-    async fn drain(self: Arc<Self>) {
-        loop {
-            tokio::time::sleep(breaker::COOL_DOWN).await;
-            let waiting: Vec<HolderKeys> = self.lock().revocations.values().cloned().collect();
-            let mut repaired = 0;
-            for keys in waiting {
-                if bump(&self.redis, &keys).await.is_err() {
-                    break;
-                }
-                self.lock().revocations.remove(&keys.token);
-                repaired += 1;
-            }
-            if repaired > 0 {
-                tracing::info!(
-                    repaired,
-                    "wrote to Redis the revocations it missed while it was unavailable"
-                );
-            }
-            let mut pending = self.lock();
-            if pending.revocations.is_empty() {
-                pending.draining = false;
-                return;
-            }
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 fn millis(duration: Duration) -> u64 {
