@@ -18,7 +18,8 @@
 //!   their user's generation on in Redis. Every cached token, in Redis and in each replica's
 //!   memory, carries the generation it was stored under: Redis stores a token only while its
 //!   generation is current (checked in the same script), a replica confirms a cached token's
-//!   generation at most [`LOCAL_TRUST`] before handing it out, and the `DELETE` answers only
+//!   generation at most [`LOCAL_TRUST`] before handing it out (in the background while its user
+//!   keeps asking, so the request does not wait), and the `DELETE` answers only
 //!   [`LOCAL_TRUST`] after the generation moved. So once it has answered, no replica hands out
 //!   a token of a deleted credential, and nothing rests on a message reaching every replica.
 //! - When Redis does not answer, each replica falls back to its memory: its cached tokens, its
@@ -47,9 +48,12 @@ use token::IssuedToken;
 
 /// How long a replica hands out a cached token on the strength of Redis's last word that its
 /// generation is current; a revocation waits this long before it answers. Short, so a `DELETE`
-/// is still quick; long enough that a holder's requests cost Redis one round trip per replica
-/// in this time, not one each.
+/// is still quick; long enough that a holder's requests cost Redis a few round trips a second
+/// per replica, not one each.
 pub(crate) const LOCAL_TRUST: Duration = Duration::from_millis(500);
+/// A token confirmed longer ago than this is confirmed again in the background when it is
+/// handed out; the rest of [`LOCAL_TRUST`] leaves the answer time to come back.
+const CONFIRM_AHEAD: Duration = Duration::from_millis(375);
 /// How often a replica waiting for another's token looks in Redis again.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How many times one request starts again after a revocation dropped the token it minted.
@@ -422,17 +426,37 @@ impl PerUserCredentials {
 
 /// Whether a cached token may be handed out: Redis said its generation is current less than
 /// [`LOCAL_TRUST`] ago, or says so now; or Redis does not answer, and this replica's memory
-/// decides, as without Redis.
-async fn still_current(shared: &RedisTokens, holder: &Holder, token: &IssuedToken) -> bool {
+/// decides, as without Redis. Past [`CONFIRM_AHEAD`] a token is confirmed again in the
+/// background, so a user who keeps asking never waits on Redis.
+async fn still_current(shared: &RedisTokens, holder: &Holder, token: &Arc<IssuedToken>) -> bool {
     let asked = Instant::now();
-    if token.generation.is_some()
-        && asked
-            .checked_sub(LOCAL_TRUST)
-            .is_some_and(|since| token.confirmed_after(since))
-    {
-        return true;
+    if let Some(generation) = &token.generation {
+        let trusted = |trust| {
+            asked
+                .checked_sub(trust)
+                .is_some_and(|since| token.confirmed_after(since))
+        };
+        if trusted(LOCAL_TRUST) {
+            if !trusted(CONFIRM_AHEAD) && token.start_confirming() {
+                let (asking, token, generation) = (
+                    shared.generation_of(holder),
+                    token.clone(),
+                    generation.clone(),
+                );
+                tokio::spawn(async move {
+                    if asking
+                        .await
+                        .is_ok_and(|current| current.as_deref() == Some(&*generation))
+                    {
+                        token.confirm(asked);
+                    }
+                    token.done_confirming();
+                });
+            }
+            return true;
+        }
     }
-    match shared.generation(holder).await {
+    match shared.generation_of(holder).await {
         Ok(current) => {
             let same =
                 token.generation.is_some() && current.as_deref() == token.generation.as_deref();

@@ -1,7 +1,7 @@
 //! A login token as this replica hands it out and caches it: when it is replaced, and, with
 //! Redis, the generation it belongs to and when Redis last said that generation is current.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,6 +20,8 @@ pub(super) struct IssuedToken {
     pub generation: Option<Arc<str>>,
     /// When Redis last said that generation is current ([`instant_stamp`]); 0: never.
     confirmed: AtomicU64,
+    /// A confirmation is under way in the background.
+    confirming: AtomicBool,
 }
 
 impl IssuedToken {
@@ -39,6 +41,7 @@ impl IssuedToken {
             refresh_at,
             generation: None,
             confirmed: AtomicU64::new(0),
+            confirming: AtomicBool::new(false),
         }
     }
 
@@ -63,6 +66,15 @@ impl IssuedToken {
     /// Whether Redis confirmed the generation in answer to a command sent after `since`.
     pub fn confirmed_after(&self, since: Instant) -> bool {
         self.confirmed.load(Ordering::Relaxed) > instant_stamp(since)
+    }
+
+    /// Claims the one background confirmation of this token; false if one is under way.
+    pub fn start_confirming(&self) -> bool {
+        !self.confirming.swap(true, Ordering::Relaxed)
+    }
+
+    pub fn done_confirming(&self) {
+        self.confirming.store(false, Ordering::Relaxed);
     }
 }
 

@@ -180,18 +180,25 @@ impl RedisTokens {
         }
     }
 
-    /// The user's current generation; `None` when there is none (it expired with everything
-    /// stored under it, or Redis lost it), which no cached token carries.
-    pub async fn generation(&self, holder: &Holder) -> Result<Option<String>, Unavailable> {
+    /// Asks for the user's current generation; `None` when there is none (it expired with
+    /// everything stored under it, or Redis lost it), which no cached token carries. The
+    /// question stands on its own (`'static`), so it can be asked in the background.
+    pub fn generation_of(
+        &self,
+        holder: &Holder,
+    ) -> impl Future<Output = Result<Option<String>, Unavailable>> + Send + 'static {
+        let redis = self.redis.clone();
         let key = keys::key("gen", &[holder.user_key().as_bytes()]);
-        self.redis
-            .run(|mut connection| async move {
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await
+        async move {
+            redis
+                .run(|mut connection| async move {
+                    redis::cmd("GET")
+                        .arg(&key)
+                        .query_async(&mut connection)
+                        .await
+                })
+                .await
+        }
     }
 
     /// The holder's generation, token and credential record, and the lease if it is free.
