@@ -236,8 +236,31 @@ done)
       print "req/s, p50 and p99 are medians over the runs; ÷ /healthz is the median of each run'"'"'s ratio to the /healthz run just before it."
       print "non-2xx counts answers with status 400 or more over all rounds (the service sends no 1xx or 3xx); socket counts connect, read, write and timeout errors."
     }' "$RESULTS"
-  awk -F'\t' '$1 == "per_user, HS256, 1,000 distinct users" { memory = $2 } $1 == "per_user + Redis, 2 replicas, HS256" { redis = $2 }
-    END { if (memory > 0) printf "per_user with Redis on two replicas: %.2fx the in-memory per_user line (medians, same run)\n", redis / memory }' "$OUT/medians.tsv"
+  # The two per_user lines run one after the other in each round: their ratio round by round,
+  # in req/s and in their ratios to /healthz (each line's own baseline run just before it).
+  awk -F'\t' -v medians="$OUT/medians.tsv" '
+    function median(list,   n, values, i, j, swap) {
+      n = split(list, values, " ")
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+        if (values[j] + 0 < values[i] + 0) { swap = values[i]; values[i] = values[j]; values[j] = swap }
+      return n % 2 ? values[(n + 1) / 2] : (values[n / 2] + values[n / 2 + 1]) / 2
+    }
+    {
+      n = split($3, fields, " ")
+      for (i = 1; i <= n; i++) { split(fields[i], kv, "="); value[kv[1]] = kv[2] }
+      rps = value["requests"] / (value["duration_us"] / 1e6)
+      if ($2 == "/healthz (baseline)") baseline = rps
+      if ($2 == "per_user, HS256, 1,000 distinct users") { memory[$1] = rps; memory_ratio[$1] = rps / baseline }
+      if ($2 == "per_user + Redis, 2 replicas, HS256") { redis[$1] = rps; redis_ratio[$1] = rps / baseline }
+    }
+    END {
+      for (round = 1; round in redis && round in memory; round++) {
+        direct = direct sprintf(" %.2f", redis[round] / memory[round])
+        normalised = normalised sprintf(" %.2f", redis_ratio[round] / memory_ratio[round])
+        rounds = rounds sprintf("%s%.2f", rounds == "" ? "" : " / ", redis[round] / memory[round])
+      }
+      if (direct != "") printf "per_user with Redis on two replicas ÷ per_user in memory: %.2fx in req/s (round by round: %s), %.2fx in their ratios to /healthz\n", median(direct), rounds, median(normalised)
+    }' "$RESULTS"
   echo "  ${REDIS_COMMANDS%; } (over the whole run)"
   echo
   echo "ES256 verification in one process (cargo bench --bench token_verification, medians, before the load):"

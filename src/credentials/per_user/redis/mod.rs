@@ -35,7 +35,8 @@ const GENERATION_TTL: Duration = Duration::from_secs(86_400);
 const SEALING_PURPOSE: &str = "twc:v1 per_user values in Redis";
 
 /// Reads the holder's generation (making one, from Redis's clock, if there is none), token and
-/// credential record, and takes the lease if it is free, in one step.
+/// credential record, and takes the lease if it is free (or still the caller's own: a release
+/// that got no answer), in one step.
 ///
 /// KEYS: generation, token, credential, lease. ARGV: owner, lease TTL ms, generation TTL ms.
 /// Returns {generation, token or '', credential or '', 1 if the lease was taken else 0}.
@@ -47,7 +48,12 @@ if not generation then
   redis.call('SET', KEYS[1], generation, 'PX', ARGV[3])
 end
 local leased = 0
-if redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then leased = 1 end
+if redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  leased = 1
+elseif redis.call('GET', KEYS[4]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[4], ARGV[2])
+  leased = 1
+end
 return {generation, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or '', leased}
 ";
 
