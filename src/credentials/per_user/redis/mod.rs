@@ -100,6 +100,24 @@ pub(super) struct HolderKeys {
     lease: String,
 }
 
+impl HolderKeys {
+    fn of(connection_id: &str, holder: &Holder) -> Self {
+        let name = holder.credential_name();
+        let of = |kind| keys::key(kind, &[connection_id.as_bytes(), name.as_bytes()]);
+        Self {
+            generation: generation_key(holder),
+            token: of("token"),
+            credential: of("credential"),
+            lease: of("lease"),
+        }
+    }
+}
+
+/// By [`Holder::user_key`]: one generation for all of a user's credentials.
+fn generation_key(holder: &Holder) -> String {
+    keys::key("gen", &[holder.user_key().as_bytes()])
+}
+
 /// What Redis holds for a holder, read in one step.
 pub(super) struct Polled {
     pub generation: Arc<str>,
@@ -176,14 +194,7 @@ impl RedisTokens {
     }
 
     pub fn keys(&self, holder: &Holder) -> HolderKeys {
-        let name = holder.credential_name();
-        let of = |kind| keys::key(kind, &[self.connection_id.as_bytes(), name.as_bytes()]);
-        HolderKeys {
-            generation: keys::key("gen", &[holder.user_key().as_bytes()]),
-            token: of("token"),
-            credential: of("credential"),
-            lease: of("lease"),
-        }
+        HolderKeys::of(&self.connection_id, holder)
     }
 
     /// Asks for the user's current generation; `None` when there is none (it expired with
@@ -194,7 +205,7 @@ impl RedisTokens {
         holder: &Holder,
     ) -> impl Future<Output = Result<Option<String>, Unavailable>> + Send + 'static {
         let redis = self.redis.clone();
-        let key = keys::key("gen", &[holder.user_key().as_bytes()]);
+        let key = generation_key(holder);
         async move {
             redis
                 .run(|mut connection| async move {
@@ -437,4 +448,36 @@ fn epoch_ms(at: SystemTime) -> u64 {
 
 fn from_epoch_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holders_keys_are_hashed_apart_by_kind_connection_and_user() {
+        let ada = Holder::supabase_user("8d2f54a0-6c3b-4a8e-9f1d-2b7c0e5a9d41");
+        let keys = HolderKeys::of("1684641123236054244", &ada);
+        let all = [&keys.generation, &keys.token, &keys.credential, &keys.lease];
+        for (key, kind) in all.iter().zip(["gen", "token", "credential", "lease"]) {
+            assert!(key.starts_with(&format!("twc:v1:{kind}:")), "{key}");
+            assert!(
+                !key.contains("8d2f54a0") && !key.contains("supabase"),
+                "{key}"
+            );
+        }
+        let hashes: std::collections::HashSet<_> =
+            all.iter().map(|key| key.rsplit(':').next()).collect();
+        assert_eq!(hashes.len(), 4, "no kind shares another's hash");
+
+        // Another connection: another credential, token and lease; the same user.
+        let elsewhere = HolderKeys::of("9999999999999999999", &ada);
+        assert_eq!(elsewhere.generation, keys.generation);
+        assert_ne!(elsewhere.token, keys.token);
+        assert_ne!(elsewhere.credential, keys.credential);
+        assert_ne!(elsewhere.lease, keys.lease);
+        let grace = HolderKeys::of("1684641123236054244", &Holder::supabase_user("grace"));
+        assert_ne!(grace.generation, keys.generation);
+        assert_ne!(grace.token, keys.token);
+    }
 }
