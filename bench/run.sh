@@ -41,10 +41,10 @@ case $MODE in all | slowloris) ;; *) echo "usage: bench/run.sh [slowloris]" >&2;
 
 fail() { echo "error: $*" >&2; exit 1; }
 
-if ! command -v wrk >/dev/null; then
-  echo "--- installing wrk (Debian package)"
+if ! command -v wrk >/dev/null || { [ "$MODE" = all ] && ! command -v redis-server >/dev/null; }; then
+  echo "--- installing wrk and redis-server (Debian packages)"
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk redis-server >/dev/null
 fi
 
 echo "--- building the release binary and the benchmark fixture"
@@ -122,6 +122,21 @@ start_server cached
 start_server uncached ACCESS_TOKEN_CACHE_ENTRIES=0
 # shellcheck disable=SC2046 # one NAME=value word per line of per-user.env
 start_server per_user $(cat "$OUT/fixture/per-user.env")
+# Two per_user replicas sharing one Redis (REDIS_URL), on loopback, without persistence. The
+# load's first wrk thread sends to one, the second to the other (BENCH_SECOND_PORT, read by
+# bench/wrk.lua), so each replica serves every user from its memory once Redis has handed it
+# the token: the cached path of a deployment with Redis, confirmations of the generation
+# (every 500 ms per user and replica) included.
+REDIS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$OUT/redis"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$OUT/redis" \
+  --logfile "$OUT/redis/redis.log" &
+PIDS+=("$!")
+wait_for "redis-server answering" python3 -c "import socket; s = socket.create_connection(('127.0.0.1', $REDIS_PORT)); s.sendall(b'PING\r\n'); assert s.recv(5) == b'+PONG'"
+for replica in a b; do
+  # shellcheck disable=SC2046
+  start_server "per_user_redis_$replica" $(cat "$OUT/fixture/per-user.env") REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+done
 SCENARIOS=(
   '/healthz (baseline)|cached|/healthz|es256-users.txt|"status":"ok"'
   'HS256, 1,000 distinct users|cached|/credentials|hs256-users.txt|"success":true'
@@ -130,23 +145,28 @@ SCENARIOS=(
   'HS256, 1,000 distinct users, cache off|uncached|/credentials|hs256-users.txt|"success":true'
   'ES256, 1,000 distinct users, cache off|uncached|/credentials|es256-users.txt|"success":true'
   'per_user, HS256, 1,000 distinct users|per_user|/credentials|hs256-users.txt|"login_token"'
+  'per_user + Redis, 2 replicas, HS256|per_user_redis_a+per_user_redis_b|/credentials|hs256-users.txt|"login_token"'
 )
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "--- load: $ROUNDS rounds; per scenario ${WARMUP}s warm-up + ${DURATION}s measured, $CONNECTIONS connections, $THREADS wrk threads"
 # measure <label> <server> <path> <token file> <what the first answer contains>: one wrk run,
-# appended to RESULTS with the round.
+# appended to RESULTS with the round. A server "a+b" is two: wrk's odd threads load the second.
 measure() {
   local label=$1 server=$2 path=$3 tokens=$OUT/fixture/$4 expect=$5
-  local url="http://127.0.0.1:${PORT[$server]}$path" body log result
-  # A broken set-up must not look fast: a request has to succeed before the load starts, and
-  # every non-2xx answer during it is counted.
-  body=$(curl -fsS -H "Authorization: Bearer $(head -n1 "$tokens")" "$url") ||
-    fail "$label: $url did not answer 2xx"
-  [[ $body == *"$expect"* ]] || fail "$label: the answer lacks $expect: $body"
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$url" -- "$tokens" >/dev/null
+  local first=${server%%+*} second= body log result
+  [[ $server == *+* ]] && second=${PORT[${server#*+}]}
+  local url="http://127.0.0.1:${PORT[$first]}$path"
+  # A broken set-up must not look fast: a request has to succeed before the load starts (on
+  # each server), and every non-2xx answer during it is counted.
+  for port in ${PORT[$first]} $second; do
+    body=$(curl -fsS -H "Authorization: Bearer $(head -n1 "$tokens")" "http://127.0.0.1:$port$path") ||
+      fail "$label: port $port did not answer 2xx"
+    [[ $body == *"$expect"* ]] || fail "$label: the answer lacks $expect: $body"
+  done
+  BENCH_SECOND_PORT=$second wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/wrk.lua "$url" -- "$tokens" >/dev/null
   log=$OUT/wrk-round$round-${label//[^A-Za-z0-9]/_}.txt
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua "$url" -- "$tokens" >>"$log"
+  BENCH_SECOND_PORT=$second wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua "$url" -- "$tokens" >>"$log"
   result=$(grep '^RESULT ' "$log" | tail -n1) || fail "$label: wrk printed no RESULT; see $log"
   printf '%s\t%s\t%s\n' "$round" "$label" "${result#RESULT }" >>"$RESULTS"
   echo "    round $round, $label: ${result#RESULT }"
@@ -167,7 +187,12 @@ done
 peak_rss_mib() {
   awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/${SERVER_PID[$1]}/status"
 }
-RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE_ENTRIES, about 2,000 tokens held), $(peak_rss_mib uncached) MiB with it off, $(peak_rss_mib per_user) MiB in per_user mode"
+RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE_ENTRIES, about 2,000 tokens held), $(peak_rss_mib uncached) MiB with it off, $(peak_rss_mib per_user) MiB in per_user mode, $(peak_rss_mib per_user_redis_a) and $(peak_rss_mib per_user_redis_b) MiB for the two per_user replicas with Redis"
+REDIS_COMMANDS=$(for replica in a b; do
+  curl -fsS "http://127.0.0.1:${PORT[per_user_redis_$replica]}/metrics" |
+    awk -v name="$replica" '/^redis_commands_total\{outcome="ok"\}/ { ok = $2 } /^cache_lookups_total\{cache="shared_login_tokens",result="miss"\}/ { miss = $2 }
+      END { printf "replica %s: %d Redis commands, %d tokens minted under its lease; ", name, ok, miss }'
+done)
 
 {
   echo
@@ -211,6 +236,32 @@ RSS="$(peak_rss_mib cached) MiB with the token cache (default ACCESS_TOKEN_CACHE
       print "req/s, p50 and p99 are medians over the runs; ÷ /healthz is the median of each run'"'"'s ratio to the /healthz run just before it."
       print "non-2xx counts answers with status 400 or more over all rounds (the service sends no 1xx or 3xx); socket counts connect, read, write and timeout errors."
     }' "$RESULTS"
+  # The two per_user lines run one after the other in each round: their ratio round by round,
+  # in req/s and in their ratios to /healthz (each line's own baseline run just before it).
+  awk -F'\t' -v medians="$OUT/medians.tsv" '
+    function median(list,   n, values, i, j, swap) {
+      n = split(list, values, " ")
+      for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+        if (values[j] + 0 < values[i] + 0) { swap = values[i]; values[i] = values[j]; values[j] = swap }
+      return n % 2 ? values[(n + 1) / 2] : (values[n / 2] + values[n / 2 + 1]) / 2
+    }
+    {
+      n = split($3, fields, " ")
+      for (i = 1; i <= n; i++) { split(fields[i], kv, "="); value[kv[1]] = kv[2] }
+      rps = value["requests"] / (value["duration_us"] / 1e6)
+      if ($2 == "/healthz (baseline)") baseline = rps
+      if ($2 == "per_user, HS256, 1,000 distinct users") { memory[$1] = rps; memory_ratio[$1] = rps / baseline }
+      if ($2 == "per_user + Redis, 2 replicas, HS256") { redis[$1] = rps; redis_ratio[$1] = rps / baseline }
+    }
+    END {
+      for (round = 1; round in redis && round in memory; round++) {
+        direct = direct sprintf(" %.2f", redis[round] / memory[round])
+        normalised = normalised sprintf(" %.2f", redis_ratio[round] / memory_ratio[round])
+        rounds = rounds sprintf("%s%.2f", rounds == "" ? "" : " / ", redis[round] / memory[round])
+      }
+      if (direct != "") printf "per_user with Redis on two replicas ÷ per_user in memory: %.2fx in req/s (round by round: %s), %.2fx in their ratios to /healthz\n", median(direct), rounds, median(normalised)
+    }' "$RESULTS"
+  echo "  ${REDIS_COMMANDS%; } (over the whole run)"
   echo
   echo "ES256 verification in one process (cargo bench --bench token_verification, medians, before the load):"
   echo "  the full check of a token on one thread: $VERIFY_FULL/s; the signature check alone: $VERIFY_ONE_THREAD/s on one thread, $VERIFY_ALL_CORES/s on all $(nproc) cores"

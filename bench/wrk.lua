@@ -1,15 +1,21 @@
 -- wrk script for bench/run.sh: sends `GET <url path>` with `Authorization: Bearer <token>`,
 -- taking the tokens in turn from the file named after `--`, and prints one machine-readable
--- RESULT line at the end.
+-- RESULT line at the end. With BENCH_SECOND_PORT set, every other thread sends to that port on
+-- 127.0.0.1 instead (a second replica), so one run loads two servers.
 --
 -- Requests are formatted once, in init, so wrk does the same small amount of work per request
 -- on every line of the table (the /healthz baseline is sent the same headers).
 
 local thread_count = 0
 
+local second_port = os.getenv("BENCH_SECOND_PORT")
+
 function setup(thread)
   -- Threads start at different tokens, so they do not send the same one in lockstep.
   thread:set("start", thread_count * 389)
+  if second_port and second_port ~= "" and thread_count % 2 == 1 then
+    thread.addr = wrk.lookup("127.0.0.1", second_port)[1]
+  end
   thread_count = thread_count + 1
 end
 

@@ -1,6 +1,7 @@
 //! Two replicas and one real `redis-server` (`REDIS_URL`): shared rate limits, session check
-//! answers and the devices' last issues, what each replica falls back to when Redis is stopped
-//! or frozen, sharing again once it is back, and what Redis holds. Every wait is bounded; nothing times how fast.
+//! answers, the devices' last issues and per_user login tokens, credentials, single flight and
+//! revocation; what each replica falls back to when Redis is stopped or frozen, sharing again
+//! once it is back, and what Redis holds. Every wait is bounded; nothing times how fast.
 
 mod common;
 
@@ -8,13 +9,34 @@ use std::time::Duration;
 
 use common::process::{self, Process};
 use common::redis::RedisServer;
-use common::telnyx::FakeTelnyx;
+use common::telnyx::{Behaviour, FakeTelnyx, TELNYX_API_KEY};
 use common::*;
+use futures_util::future::join_all;
 use reqwest::header;
 use serde_json::{Value, json};
 
 fn env(redis: &RedisServer, pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
     let mut env = vec![("REDIS_URL", redis.url())];
+    env.extend(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    env
+}
+
+/// A machine busy with other builds can take more than the default 50 ms to answer a command
+/// (or, right after start-up, to connect): the replica would go on alone, as it does when
+/// Redis is away, and a test about sharing would test the fallback instead.
+const PATIENT_REDIS: (&str, &str) = ("REDIS_COMMAND_TIMEOUT_MS", "1000");
+
+/// A per_user replica's environment: Redis (patient), the Telnyx stand-in, no per-user limit
+/// (these tests are about tokens), then `pairs`.
+fn per_user_env(
+    redis: &RedisServer,
+    telnyx: &FakeTelnyx,
+    pairs: &[(&'static str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![("REDIS_URL", redis.url())];
+    env.extend(telnyx.env());
+    env.push(("RATE_LIMIT_PER_USER", "off".into()));
+    env.push((PATIENT_REDIS.0, PATIENT_REDIS.1.into()));
     env.extend(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())));
     env
 }
@@ -150,6 +172,250 @@ async fn a_session_one_replica_saw_revoked_is_refused_by_the_other_without_askin
     );
 }
 
+/// The login token of an answer.
+fn login_token(credential: &Value) -> &str {
+    credential["login_token"].as_str().expect("a login token")
+}
+
+#[tokio::test]
+async fn a_token_minted_by_one_replica_is_served_by_the_other_from_one_create_and_one_mint() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
+    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let ada = token(&supabase.issuer(), "ada");
+
+    let on_a = a.credential(&ada).await;
+    let on_b = b.credential(&ada).await;
+    assert_eq!(login_token(&on_a), login_token(&on_b));
+    assert_eq!(on_a["username"], on_b["username"]);
+    assert_eq!(on_a["expires_at"], on_b["expires_at"]);
+    assert_eq!(telnyx.requests("create"), 1);
+    assert_eq!(telnyx.minted(), [login_token(&on_a)]);
+
+    // Both have it in memory now: no Telnyx call, whichever answers.
+    let calls = telnyx.total_requests();
+    for app in [&a, &b, &a, &b] {
+        assert_eq!(login_token(&app.credential(&ada).await), login_token(&on_a));
+    }
+    assert_eq!(telnyx.total_requests(), calls);
+    // A replica started later finds it in Redis too.
+    let c = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    assert_eq!(login_token(&c.credential(&ada).await), login_token(&on_a));
+    assert_eq!(telnyx.total_requests(), calls);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_first_requests_across_two_replicas_make_one_credential_and_one_token() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
+    // A propagation wait keeps the first sequence going while the others arrive: the replica
+    // without the lease waits for the token the other stores.
+    let slow = [("TELNYX_CREDENTIAL_PROPAGATION_SECS", "1")];
+    let a = replica(&supabase, per_user_env(&redis, &telnyx, &slow)).await;
+    let b = replica(&supabase, per_user_env(&redis, &telnyx, &slow)).await;
+    let grace = token(&supabase.issuer(), "grace");
+
+    let answers = join_all((0..20).map(|n| {
+        let app = if n % 2 == 0 { &a } else { &b };
+        app.credential(&grace)
+    }))
+    .await;
+    assert_eq!(telnyx.requests("create"), 1);
+    assert_eq!(telnyx.requests("token"), 1);
+    assert_eq!(telnyx.credentials().len(), 1);
+    let minted = telnyx.minted();
+    for answer in &answers {
+        assert_eq!(login_token(answer), minted[0]);
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_creating_at_once_keep_the_credential_recorded_first_in_redis() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
+    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let grace = token(&supabase.issuer(), "grace");
+
+    // A's create waits at Telnyx; meanwhile A's lease lapses (taken away here, as a Redis
+    // that lost it would), so B creates one too, records it first and serves it.
+    let gate = telnyx.hold_requests("create", 1);
+    let on_a = tokio::spawn({
+        let (address, grace) = (a.address.clone(), grace.clone());
+        async move {
+            let response = reqwest::Client::new()
+                .get(format!("{address}/credentials"))
+                .bearer_auth(grace)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    });
+    for attempt in 0.. {
+        assert!(attempt < 200, "A's create never reached Telnyx");
+        if telnyx.requests("create") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut connection = redis.connection().await;
+    for entry in redis.contents().await {
+        if entry.key.starts_with("twc:v1:lease:") {
+            let _: i64 = ::redis::cmd("DEL")
+                .arg(&entry.key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        }
+    }
+    let on_b = b.credential(&grace).await;
+    assert_eq!(telnyx.credentials().len(), 1);
+
+    // Both are created within the same second, and listing fails for A from now on: neither
+    // `created_at` nor a list can settle it, the record in Redis does.
+    telnyx.set_behaviour(Behaviour::FailOn {
+        endpoint: "list",
+        status: 503,
+        retry_after: None,
+        times: 100,
+    });
+    gate.open();
+    let (status, body) = on_a.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["credential"]["username"], on_b["username"]);
+    assert_eq!(telnyx.requests("create"), 2);
+    let survivors = telnyx.credentials();
+    assert_eq!(
+        survivors.len(),
+        1,
+        "A deleted the one it created: {survivors:?}"
+    );
+    assert_eq!(survivors[0].sip_username, on_b["username"]);
+}
+
+#[tokio::test]
+async fn a_delete_on_one_replica_then_a_request_on_the_other_gives_a_new_credential() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
+    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let ada = token(&supabase.issuer(), "ada");
+    let before = a.credential(&ada).await;
+    assert_eq!(login_token(&b.credential(&ada).await), login_token(&before));
+    let old = telnyx.credentials();
+    assert_eq!(old.len(), 1);
+
+    assert_eq!(b.delete_credentials(&ada).await.status(), 204);
+    assert!(telnyx.credentials().is_empty(), "deleted at Telnyx");
+    let after = a.credential(&ada).await;
+    assert_ne!(login_token(&after), login_token(&before));
+    assert_ne!(after["username"], before["username"]);
+    let now = telnyx.credentials();
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0].id, old[0].id);
+    assert_eq!(after["username"], now[0].sip_username);
+    assert_eq!(login_token(&b.credential(&ada).await), login_token(&after));
+    assert_eq!(telnyx.requests("create"), 2);
+    assert_eq!(telnyx.requests("token"), 2);
+}
+
+#[tokio::test]
+async fn a_mint_that_began_before_a_delete_on_the_other_replica_never_has_its_token_served() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
+    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let ada = token(&supabase.issuer(), "ada");
+
+    // A's first mint is done at Telnyx, and its answer held back until B's DELETE has answered.
+    let gate = telnyx.hold_answers("token", 1);
+    let on_a = tokio::spawn({
+        let (address, ada) = (a.address.clone(), ada.clone());
+        async move {
+            let response = reqwest::Client::new()
+                .get(format!("{address}/credentials"))
+                .bearer_auth(ada)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    });
+    for attempt in 0.. {
+        assert!(attempt < 200, "A's mint never reached Telnyx");
+        if telnyx.requests("token") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let doomed = telnyx.minted()[0].clone();
+    let deleted = telnyx.credentials();
+    assert_eq!(b.delete_credentials(&ada).await.status(), 204);
+    assert!(telnyx.credentials().is_empty());
+    gate.open();
+
+    let (status, body) = on_a.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let served = login_token(&body["credential"]).to_owned();
+    assert_ne!(
+        served, doomed,
+        "the token of the deleted credential was served"
+    );
+    assert_eq!(telnyx.minted().last().unwrap(), &served);
+    let live = telnyx.credentials();
+    assert_eq!(live.len(), 1);
+    assert_ne!(live[0].id, deleted[0].id);
+    assert_eq!(body["credential"]["username"], live[0].sip_username);
+    for app in [&a, &b] {
+        let credential = app.credential(&ada).await;
+        assert_eq!(login_token(&credential), served);
+    }
+}
+
+#[tokio::test]
+async fn a_delete_while_redis_is_frozen_reaches_the_other_replica_once_redis_answers() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
+    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let ada = token(&supabase.issuer(), "ada");
+    let before = a.credential(&ada).await;
+    assert_eq!(login_token(&b.credential(&ada).await), login_token(&before));
+
+    redis.pause();
+    assert_eq!(b.delete_credentials(&ada).await.status(), 204);
+    assert!(
+        telnyx.credentials().is_empty(),
+        "deleted at Telnyx all the same"
+    );
+    // What a frozen Redis costs: A cannot hear of it, and serves its cached token.
+    assert_eq!(login_token(&a.credential(&ada).await), login_token(&before));
+
+    redis.resume();
+    let mut after = before.clone();
+    for attempt in 0.. {
+        assert!(attempt < 60, "the revocation never reached A");
+        after = a.credential(&ada).await;
+        if login_token(&after) != login_token(&before) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_ne!(after["username"], before["username"]);
+    let live = telnyx.credentials();
+    assert_eq!(live.len(), 1);
+    assert_eq!(after["username"], live[0].sip_username);
+    assert_eq!(login_token(&b.credential(&ada).await), login_token(&after));
+}
+
 /// A replica as a process of its own, with JSON logs.
 struct Replica {
     process: Process,
@@ -158,13 +424,21 @@ struct Replica {
 }
 
 impl Replica {
-    async fn start(supabase: &FakeSupabase, redis: &RedisServer) -> Self {
+    /// In per_user mode against `telnyx`, with `extra` variables.
+    async fn start(
+        supabase: &FakeSupabase,
+        redis: &RedisServer,
+        telnyx: &FakeTelnyx,
+        extra: &[(&'static str, &str)],
+    ) -> Self {
         let mut env = test_env(&supabase.url);
         env.extend([
             ("REDIS_URL", redis.url()),
             ("LOG_FORMAT", "json".to_owned()),
-            ("RATE_LIMIT_PER_USER", "3/h,burst=3".to_owned()),
+            (PATIENT_REDIS.0, PATIENT_REDIS.1.to_owned()),
         ]);
+        env.extend(telnyx.env());
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let process = Process::start(&["serve"], &env);
         let address = process.address().await;
         process
@@ -191,6 +465,13 @@ impl Replica {
             .send()
             .await
             .expect("the replica answers")
+    }
+
+    /// The credential of a `GET /credentials` that must succeed.
+    async fn credential(&self, token: &str) -> Value {
+        let response = self.get_credentials(token).await;
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()["credential"].clone()
     }
 
     async fn metrics(&self) -> String {
@@ -232,17 +513,31 @@ async fn alternate_processes(
 const WENT_AWAY: &str = "Redis is unavailable";
 const CAME_BACK: &str = "Redis answers again";
 
+/// How many login tokens Telnyx minted for `user`.
+fn mints_for(telnyx: &FakeTelnyx, user: &str) -> usize {
+    telnyx.minted_for(&format!("supabase:{user}")).len()
+}
+
 #[tokio::test]
 async fn with_redis_stopped_both_processes_keep_serving_on_their_own_then_share_again() {
     let mut redis = RedisServer::start().await;
     let supabase = FakeSupabase::start(&[]).await;
-    let a = Replica::start(&supabase, &redis).await;
-    let b = Replica::start(&supabase, &redis).await;
+    let telnyx = FakeTelnyx::start().await;
+    let limit = [("RATE_LIMIT_PER_USER", "3/h,burst=3")];
+    let a = Replica::start(&supabase, &redis, &telnyx, &limit).await;
+    let b = Replica::start(&supabase, &redis, &telnyx, &limit).await;
     let replicas = [&a, &b];
     let issuer = supabase.issuer();
 
     let shared = alternate_processes(&replicas, &token(&issuer, "ada"), 6).await;
     assert_eq!(ok_count(&shared), 3, "one limit for both: {shared:?}");
+    assert_eq!(mints_for(&telnyx, "ada"), 1, "one token for both");
+    let hopper = token(&issuer, "hopper");
+    let cached = a.credential(&hopper).await;
+    assert_eq!(
+        login_token(&b.credential(&hopper).await),
+        login_token(&cached)
+    );
 
     redis.stop();
     let alone = alternate_processes(&replicas, &token(&issuer, "grace"), 10).await;
@@ -251,7 +546,13 @@ async fn with_redis_stopped_both_processes_keep_serving_on_their_own_then_share_
         6,
         "each replica counts on its own, three each: {alone:?}"
     );
+    assert_eq!(mints_for(&telnyx, "grace"), 2, "each replica mints its own");
     for replica in replicas {
+        // What each had in memory is served as it was.
+        assert_eq!(
+            login_token(&replica.credential(&hopper).await),
+            login_token(&cached)
+        );
         replica
             .process
             .wait_for("the warning that Redis went away", |line| {
@@ -296,10 +597,103 @@ async fn with_redis_stopped_both_processes_keep_serving_on_their_own_then_share_
     }
     let again = alternate_processes(&replicas, &token(&issuer, "katherine"), 6).await;
     assert_eq!(ok_count(&again), 3, "one limit for both again: {again:?}");
+    assert_eq!(
+        mints_for(&telnyx, "katherine"),
+        1,
+        "one token for both again"
+    );
     for replica in replicas {
         assert_eq!(replica.lines_saying(WENT_AWAY), 1);
         assert_eq!(replica.lines_saying(CAME_BACK), 1);
     }
+}
+
+#[tokio::test]
+async fn restarting_both_processes_mints_nothing_new() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
+    let off = [("RATE_LIMIT_PER_USER", "off")];
+    let ada = token(&supabase.issuer(), "ada");
+    let mut first = [
+        Replica::start(&supabase, &redis, &telnyx, &off).await,
+        Replica::start(&supabase, &redis, &telnyx, &off).await,
+    ];
+    let minted = first[0].credential(&ada).await;
+    assert_eq!(
+        login_token(&first[1].credential(&ada).await),
+        login_token(&minted)
+    );
+    for replica in &mut first {
+        // As a rollout stops a pod.
+        replica.process.signal("-TERM");
+        assert_eq!(replica.process.exit_code().await, 0);
+    }
+
+    let calls = telnyx.total_requests();
+    let second = [
+        Replica::start(&supabase, &redis, &telnyx, &off).await,
+        Replica::start(&supabase, &redis, &telnyx, &off).await,
+    ];
+    for replica in &second {
+        let credential = replica.credential(&ada).await;
+        assert_eq!(login_token(&credential), login_token(&minted));
+        assert_eq!(credential["username"], minted["username"]);
+    }
+    assert_eq!(telnyx.total_requests(), calls, "no Telnyx call at all");
+    assert_eq!(telnyx.minted().len(), 1);
+}
+
+#[tokio::test]
+async fn the_lease_holder_killed_while_telnyx_hangs_hands_over_to_the_other_replica() {
+    let redis = RedisServer::start().await;
+    let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
+    let mut a = Replica::start(
+        &supabase,
+        &redis,
+        &telnyx,
+        &[("RATE_LIMIT_PER_USER", "off")],
+    )
+    .await;
+    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let ada = token(&supabase.issuer(), "ada");
+
+    telnyx.set_behaviour(Behaviour::Hang);
+    let hung = tokio::spawn({
+        let (address, ada) = (a.address.clone(), ada.clone());
+        async move {
+            reqwest::Client::new()
+                .get(format!("{address}/credentials"))
+                .bearer_auth(ada)
+                .send()
+                .await
+        }
+    });
+    for attempt in 0.. {
+        assert!(attempt < 200, "A never called Telnyx");
+        if telnyx.requests("list") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let leases: Vec<_> = redis
+        .contents()
+        .await
+        .into_iter()
+        .filter(|entry| entry.key.starts_with("twc:v1:lease:"))
+        .collect();
+    assert_eq!(leases.len(), 1, "A holds the lease while Telnyx hangs");
+    a.process.signal("-KILL");
+    assert_eq!(a.process.exit_code().await, -1, "killed");
+    assert!(hung.await.unwrap().is_err(), "A never answered");
+
+    telnyx.set_behaviour(Behaviour::Normal);
+    // B waits out the lease A can no longer renew or release, then calls Telnyx itself.
+    let credential = b.credential(&ada).await;
+    assert_eq!(telnyx.requests("create"), 1);
+    assert_eq!(telnyx.minted(), [login_token(&credential)]);
+    assert_eq!(telnyx.requests("list"), 2, "A's, hung, then B's");
 }
 
 #[tokio::test]
@@ -341,29 +735,54 @@ async fn a_frozen_redis_costs_a_few_requests_one_timeout_each_then_none() {
 async fn redis_holds_no_secret_or_identifier_in_clear_and_every_key_expires() {
     let redis = RedisServer::start().await;
     let supabase = FakeSupabase::start(&[]).await;
+    let telnyx = FakeTelnyx::start().await;
     let everything = [
         ("SUPABASE_VERIFY_SESSION", "true"),
         ("SUPABASE_ANON_KEY", ANON_KEY),
         ("RATE_LIMIT_PER_IP", "100/min"),
+        ("RATE_LIMIT_PER_USER", "100/min"),
     ];
-    let a = replica(&supabase, env(&redis, &everything)).await;
-    let b = replica(&supabase, env(&redis, &everything)).await;
+    let a = replica(&supabase, per_user_env(&redis, &telnyx, &everything)).await;
+    let b = replica(&supabase, per_user_env(&redis, &telnyx, &everything)).await;
     let ada = "8d2f54a0-6c3b-4a8e-9f1d-2b7c0e5a9d41";
     let ada_token = token(&supabase.issuer(), ada);
     let grace = "2c5ea4c0-4067-11e9-8bad-9b1deb4d3b7d";
     let grace_token = token(&supabase.issuer(), grace);
+    let katherine = "5b8a1c3e-9d2f-4e6a-8b7c-1d0e2f3a4b5c";
+    let katherine_token = token(&supabase.issuer(), katherine);
     for app in [&a, &b] {
         assert_eq!(app.status_for(&ada_token).await, 200);
+        assert_eq!(app.status_for(&katherine_token).await, 200);
     }
+    // A revoked credential, and a new one after it: a generation moved on.
+    assert_eq!(b.delete_credentials(&katherine_token).await.status(), 204);
+    assert_eq!(a.status_for(&katherine_token).await, 200);
     supabase.revoke_session(&format!("session-of-{grace}"));
     assert_eq!(b.status_for(&grace_token).await, 401);
 
     let stored = redis.contents().await;
-    let kinds: Vec<&str> = ["twc:v1:rate:user:", "twc:v1:rate:ip:", "twc:v1:session:"]
-        .into_iter()
-        .filter(|kind| stored.iter().any(|entry| entry.key.starts_with(kind)))
-        .collect();
-    assert_eq!(kinds.len(), 3, "every kind of key is there: {stored:?}");
+    let kinds = [
+        "twc:v1:rate:user:",
+        "twc:v1:rate:ip:",
+        "twc:v1:session:",
+        "twc:v1:gen:",
+        "twc:v1:token:",
+        "twc:v1:credential:",
+    ];
+    for kind in kinds {
+        assert!(
+            stored.iter().any(|entry| entry.key.starts_with(kind)),
+            "no {kind} key: {stored:?}"
+        );
+    }
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|entry| entry.key.starts_with("twc:v1:token:"))
+            .count(),
+        2,
+        "ada's and katherine's: {stored:?}"
+    );
     assert!(
         stored
             .iter()
@@ -373,24 +792,37 @@ async fn redis_holds_no_secret_or_identifier_in_clear_and_every_key_expires() {
     let mut never_in_redis = vec![
         ada.to_owned(),
         grace.to_owned(),
+        katherine.to_owned(),
         format!("session-of-{ada}"),
         "ada@example.com".to_owned(),
         "127.0.0.1".to_owned(),
         JWT_SECRET.to_owned(),
         ANON_KEY.to_owned(),
+        TELNYX_API_KEY.to_owned(),
         SIP_PASSWORD.to_owned(),
+        "supabase:".to_owned(),
     ];
-    for token in [&ada_token, &grace_token] {
+    for token in [&ada_token, &grace_token, &katherine_token] {
         never_in_redis.extend(token.split('.').map(str::to_owned));
+    }
+    let minted = telnyx.minted();
+    assert_eq!(minted.len(), 3, "ada's, katherine's before and after");
+    for login_token in &minted {
+        never_in_redis.push(login_token.clone());
+        never_in_redis.extend(login_token.split('.').map(str::to_owned));
+    }
+    for credential in telnyx.credentials() {
+        never_in_redis.extend([
+            credential.id,
+            credential.sip_username,
+            credential.sip_password,
+        ]);
     }
     for entry in &stored {
         assert!(entry.key.starts_with("twc:v1:"), "{entry:?}");
         assert!(entry.ttl_ms > 0, "every key expires: {entry:?}");
         for secret in &never_in_redis {
-            assert!(
-                !entry.key.contains(secret.as_str()) && !entry.value.contains(secret.as_str()),
-                "{secret} is in {entry:?}"
-            );
+            assert!(!entry.holds(secret), "{secret} is in {entry:?}");
         }
     }
 }

@@ -155,8 +155,9 @@ pub enum CredentialSource {
 }
 
 impl CredentialSource {
-    /// Builds the source; fails only when the Telnyx client cannot start. With `redis`, the
-    /// device book is shared by the replicas.
+    /// Builds the source; fails only when the Telnyx client cannot start. With `redis`,
+    /// per_user state (tokens, credentials, revocations, the device book) is shared with the
+    /// other replicas through it.
     pub fn from_config(
         config: &CredentialConfig,
         redis: Option<&Arc<Redis>>,

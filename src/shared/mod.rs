@@ -4,13 +4,17 @@
 //!
 //! Each use decides, next to its code, what it falls back to when Redis does not answer:
 //! [`crate::ratelimit`] counts in this replica's memory, [`crate::auth::session`] remembers
-//! answers in this replica's memory, [`crate::credentials::Devices`] orders devices by its own
-//! record and Telnyx's dates. `/readyz` does not depend on Redis.
+//! answers in this replica's memory, `per_user` mode (`credentials::per_user`) serves the
+//! login tokens this replica cached and calls Telnyx on its own, and
+//! [`crate::credentials::Devices`] orders devices by its own record and Telnyx's dates.
+//! `/readyz` does not depend on Redis.
 //!
 //! # Keys
 //!
 //! Every key starts with [`keys::PREFIX`] and has a TTL; whatever identifies a user, a session
-//! or a client appears only as a hash ([`keys::key`]). No value is a secret.
+//! or a client appears only as a hash ([`keys::key`]). Values that are secrets, or that say
+//! which Telnyx credential is whose, are sealed ([`sealed`]): AES-256-GCM, bound to their key's
+//! name and to the user's generation.
 //!
 //! | key | value | TTL |
 //! | --- | --- | --- |
@@ -18,19 +22,30 @@
 //! | `twc:v1:rate:ip:<hash of address or /64>` | the same, for `RATE_LIMIT_PER_IP` | the same |
 //! | `twc:v1:session:<hash of the user key and session_id>` | `confirmed`, or `revoked <Supabase error_code>` | `SESSION_CHECK_CACHE_SECS` for `confirmed`; for `revoked`, until the token that was refused expires (plus `JWT_LEEWAY_SECS`) |
 //! | `twc:v1:devices:<hash of the user key>` | a hash: field `twc:v1:device:<hash of the credential name>`, value the device's last issue in ms since the epoch (the writing replica's clock) | `TELNYX_CREDENTIAL_IDLE_DAYS`, renewed at every write ([`crate::credentials::Devices`]) |
+//! | `twc:v1:gen:<hash of the user key>` | the user's generation: when it began, in µs by Redis's clock, in decimal; a `DELETE /credentials` moves it on, and always forward | at least a day, stretched by every entry stored under it to outlive that entry |
+//! | `twc:v1:token:<hash of connection id and credential name>` | the holder's login token, SIP username, minting and expiry times: sealed | until the token expires |
+//! | `twc:v1:credential:<hash of connection id and credential name>` | which Telnyx credential is the holder's: its id, SIP username, creation, expiry and usable-from times, sealed | until the credential expires (`TELNYX_CREDENTIAL_IDLE_DAYS` for one without an expiry) |
+//! | `twc:v1:lease:<hash of connection id and credential name>` | a random id of the request calling Telnyx for the holder | 3 s, renewed every second while that request runs |
 //!
-//! Redis 6 or later (or Valkey): the rate limit's script reads the server's clock before it
-//! writes, which needs scripts replicated by their effects, the default since Redis 5.
+//! The user key is `Holder::user_key` (`supabase:<sub>`), the credential name
+//! `Holder::credential_name`; a generation covers every credential of one user.
+//!
+//! Redis 6 or later (or Valkey): the rate limit's and the generation's scripts read the
+//! server's clock before they write, which needs scripts replicated by their effects, the
+//! default since Redis 5. One Redis (a primary, with replicas or Sentinel if you like), not
+//! Redis Cluster: a script's keys must live on one node.
 //!
 //! # Adding shared state
 //!
 //! A new use picks a kind of key (a row above, with its value and TTL), sends its commands
 //! through [`Redis::run`], which bounds them and keeps the breaker and the metric, and decides
 //! next to its own code what to do on [`Unavailable`]: keep a memory backend beside the Redis
-//! one and write the rules once above both, as `ratelimit` and `auth::session` do.
+//! one and write the rules once above both, as `ratelimit`, `auth::session` and
+//! `credentials::per_user` do. A value that is a secret is sealed with [`sealed::Sealer`].
 
 pub mod breaker;
 pub mod keys;
+pub mod sealed;
 
 use std::future::Future;
 use std::sync::{PoisonError, RwLock};
@@ -49,7 +64,7 @@ use breaker::{Breaker, Transition};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The one line that says Redis went away (at start-up or later).
-const UNAVAILABLE: &str = "Redis is unavailable: each replica falls back to its own memory (rate limits, session checks) until Redis answers again";
+const UNAVAILABLE: &str = "Redis is unavailable: each replica falls back to its own memory (rate limits, session checks, login tokens, device records) until Redis answers again";
 
 /// Redis did not answer in time, answered with an error, or was skipped because the breaker
 /// is open. Each use falls back in its own way; the cause is logged here.

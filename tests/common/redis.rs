@@ -29,8 +29,11 @@ pub struct Tls {
 #[derive(Debug)]
 pub struct StoredKey {
     pub key: String,
-    /// A string's value; a hash's fields and values as `field=value` lines, sorted.
+    /// The value as text (bytes that are not UTF-8 shown as U+FFFD), for messages and
+    /// comparisons; sealed values are binary. A hash's fields and values as `field=value`
+    /// lines, sorted.
     pub value: String,
+    pub bytes: Vec<u8>,
     /// Milliseconds left; -1 means the key never expires.
     pub ttl_ms: i64,
 }
@@ -255,14 +258,28 @@ impl RedisServer {
             .unwrap()
     }
 
-    /// Every key, its value (a string, or a hash: the service stores nothing else) and its TTL.
+    /// Every key (walked with `SCAN`), its value (a string, or a hash: the service stores
+    /// nothing else) and its TTL.
     pub async fn contents(&self) -> Vec<StoredKey> {
         let mut connection = self.connection().await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("*")
-            .query_async(&mut connection)
-            .await
-            .unwrap();
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(100)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            keys.extend(page);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
         let mut stored = Vec::new();
         for key in keys {
             let kind: String = redis::cmd("TYPE")
@@ -270,12 +287,15 @@ impl RedisServer {
                 .query_async(&mut connection)
                 .await
                 .unwrap();
+            if kind == "none" {
+                continue; // expired since the scan
+            }
             let ttl_ms: i64 = redis::cmd("PTTL")
                 .arg(&key)
                 .query_async(&mut connection)
                 .await
                 .unwrap();
-            let value = match kind.as_str() {
+            let bytes: Vec<u8> = match kind.as_str() {
                 "string" => redis::cmd("GET")
                     .arg(&key)
                     .query_async(&mut connection)
@@ -291,13 +311,29 @@ impl RedisServer {
                         .iter()
                         .map(|(field, value)| format!("{field}={value}"))
                         .collect();
-                    lines.join("\n")
+                    lines.join("\n").into_bytes()
                 }
                 other => panic!("{key} is a {other}"),
             };
-            stored.push(StoredKey { key, value, ttl_ms });
+            stored.push(StoredKey {
+                key,
+                value: String::from_utf8_lossy(&bytes).into_owned(),
+                bytes,
+                ttl_ms,
+            });
         }
         stored
+    }
+}
+
+impl StoredKey {
+    /// Whether `needle` is in the key or anywhere in the value's bytes.
+    pub fn holds(&self, needle: &str) -> bool {
+        self.key.contains(needle)
+            || self
+                .bytes
+                .windows(needle.len().max(1))
+                .any(|window| window == needle.as_bytes())
     }
 }
 

@@ -5,7 +5,8 @@
 //! and filtered on with `filter[tag]` but, as in the spec's `TelephonyCredential`, never sent
 //! back, `PATCH` to move `expires_at` (and `updated_at` with it), the login token as `text/plain`, and errors both as `{"errors": [{"code", "title", "detail"}]}`
 //! and as `{"errors": {…}}`, one object. It counts every call, records what was asked, and can
-//! fail on demand, including after it has done what was asked.
+//! fail on demand, including after it has done what was asked, or hold an answer until the test
+//! lets it go.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::now_secs;
 
@@ -56,8 +57,32 @@ pub enum Behaviour {
         status: u16,
         times: usize,
     },
+    /// Do what the next `times` requests to `endpoint` ask, then hold the answer until the
+    /// [`Gate`] that [`FakeTelnyx::hold_answers`] returned is opened: a slow answer that the
+    /// test decides the end of.
+    HoldAnswer {
+        endpoint: &'static str,
+        times: usize,
+        open: watch::Receiver<bool>,
+    },
+    /// Like `HoldAnswer`, but holds the next `times` requests to `endpoint` before doing what
+    /// they ask (see [`FakeTelnyx::hold_requests`]).
+    HoldRequest {
+        endpoint: &'static str,
+        times: usize,
+        open: watch::Receiver<bool>,
+    },
     /// Never answer.
     Hang,
+}
+
+/// Opens the answers a [`Behaviour::HoldAnswer`] holds.
+pub struct Gate(watch::Sender<bool>);
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +137,8 @@ struct TelnyxState {
     seen: Mutex<Vec<Seen>>,
     /// When each credential was created, by id, on this process's clock.
     created: Mutex<HashMap<String, Instant>>,
-    minted: Mutex<Vec<(String, Instant)>>,
+    /// Each token, the name of the credential it was minted for, and when.
+    minted: Mutex<Vec<(String, String, Instant)>>,
     next_id: AtomicUsize,
 }
 
@@ -182,6 +208,29 @@ impl FakeTelnyx {
         *self.state.behaviour.lock().unwrap() = behaviour;
     }
 
+    /// Holds the answers of the next `times` requests to `endpoint` (done, not yet answered)
+    /// until the gate is opened.
+    pub fn hold_answers(&self, endpoint: &'static str, times: usize) -> Gate {
+        let (gate, open) = watch::channel(false);
+        self.set_behaviour(Behaviour::HoldAnswer {
+            endpoint,
+            times,
+            open,
+        });
+        Gate(gate)
+    }
+
+    /// Holds the next `times` requests to `endpoint`, not yet done, until the gate is opened.
+    pub fn hold_requests(&self, endpoint: &'static str, times: usize) -> Gate {
+        let (gate, open) = watch::channel(false);
+        self.set_behaviour(Behaviour::HoldRequest {
+            endpoint,
+            times,
+            open,
+        });
+        Gate(gate)
+    }
+
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         *self.state.token_lifetime.lock().unwrap() = lifetime;
     }
@@ -216,7 +265,17 @@ impl FakeTelnyx {
     /// Every login token minted so far, in order.
     pub fn minted(&self) -> Vec<String> {
         let minted = self.state.minted.lock().unwrap();
-        minted.iter().map(|(token, _)| token.clone()).collect()
+        minted.iter().map(|(token, _, _)| token.clone()).collect()
+    }
+
+    /// The login tokens minted for credentials named `name`, in order.
+    pub fn minted_for(&self, name: &str) -> Vec<String> {
+        let minted = self.state.minted.lock().unwrap();
+        minted
+            .iter()
+            .filter(|(_, named, _)| named == name)
+            .map(|(token, _, _)| token.clone())
+            .collect()
     }
 
     /// When the credential with this id was created, on this process's clock.
@@ -436,6 +495,16 @@ async fn gatekeeper(
                 endpoint: failing,
                 times,
                 ..
+            }
+            | Behaviour::HoldAnswer {
+                endpoint: failing,
+                times,
+                ..
+            }
+            | Behaviour::HoldRequest {
+                endpoint: failing,
+                times,
+                ..
             } if *failing == endpoint => {
                 *times -= 1;
                 if *times == 0 {
@@ -447,8 +516,29 @@ async fn gatekeeper(
         current
     };
     let mut fail_after = None;
+    let mut hold = None;
     let injected = match behaviour {
         Behaviour::Normal => None,
+        Behaviour::HoldAnswer {
+            endpoint: holding,
+            open,
+            ..
+        } => {
+            if holding == endpoint {
+                hold = Some(open);
+            }
+            None
+        }
+        Behaviour::HoldRequest {
+            endpoint: holding,
+            mut open,
+            ..
+        } => {
+            if holding == endpoint {
+                let _ = open.wait_for(|open| *open).await;
+            }
+            None
+        }
         Behaviour::Hang => std::future::pending().await,
         Behaviour::Fail {
             status,
@@ -498,6 +588,9 @@ async fn gatekeeper(
         );
     }
     let response = next.run(request).await;
+    if let Some(mut open) = hold {
+        let _ = open.wait_for(|open| *open).await;
+    }
     match fail_after {
         Some(status) => (
             status,
@@ -720,7 +813,7 @@ async fn create_token(State(state): State<Arc<TelnyxState>>, Path(id): Path<Stri
         .minted
         .lock()
         .unwrap()
-        .push((token.clone(), Instant::now()));
+        .push((token.clone(), credential.name.clone(), Instant::now()));
     (
         StatusCode::CREATED,
         [(header::CONTENT_TYPE, "text/plain")],

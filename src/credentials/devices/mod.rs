@@ -85,7 +85,7 @@ impl Devices {
         redis: Option<Arc<Redis>>,
     ) -> Result<Self, String> {
         Ok(Self {
-            credentials: PerUserCredentials::new(config, per_user)?,
+            credentials: PerUserCredentials::new(config, per_user, redis.as_ref())?,
             book: Book::new(
                 per_user.cache_capacity,
                 per_user.max_devices * 2,

@@ -9,6 +9,9 @@
 //! whose `filter[status]` has no documented values) and the JWT authentication guide on developers.telnyx.com (wait
 //! about 5 seconds after creating a credential before logging in with it or a token for it, or
 //! the login "can fail transiently").
+//!
+//! Which credential is a holder's is decided with a [`Registry`]: with `REDIS_URL` the first
+//! replica to record one in Redis wins; without it, the oldest at Telnyx does.
 
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +56,32 @@ impl KnownCredential {
     }
 }
 
+/// Where the replicas agree on which credential is a holder's: Redis with `REDIS_URL`
+/// (`super::redis::SharedRegistry`), nowhere without it ([`Unshared`]).
+pub(super) trait Registry {
+    /// Records `credential` as the holder's, unless another replica recorded one first.
+    async fn claim(&mut self, credential: &KnownCredential) -> Claim;
+}
+
+pub(super) enum Claim {
+    /// Recorded as the holder's; or nothing was, because a revocation moved the holder's state
+    /// on meanwhile, which storing the token finds out.
+    Ours,
+    /// Another replica recorded this one first: it is the holder's.
+    Theirs(KnownCredential),
+    /// Nowhere to record it, or Redis did not answer: duplicates are settled at Telnyx.
+    Unshared,
+}
+
+/// No registry: each replica settles duplicates at Telnyx, the oldest winning.
+pub(super) struct Unshared;
+
+impl Registry for Unshared {
+    async fn claim(&mut self, _: &KnownCredential) -> Claim {
+        Claim::Unshared
+    }
+}
+
 /// The Telnyx calls for one user's credential, on one connection, under one set of rules.
 pub(super) struct Lifecycle<'a> {
     pub telnyx: &'a TelnyxClient,
@@ -69,6 +98,7 @@ impl Lifecycle<'_> {
         &self,
         holder: &Holder,
         known: &mut Option<KnownCredential>,
+        registry: &mut impl Registry,
         budget: &Budget,
     ) -> Result<(TelephonyCredential, LoginToken), CredentialError> {
         let now = SystemTime::now();
@@ -76,9 +106,9 @@ impl Lifecycle<'_> {
             Some(credential) if !credential.record.is_expired(now) => credential,
             Some(expired) => {
                 self.delete_expired(&expired.record, budget).await;
-                self.find_or_create(holder, budget).await?
+                self.find_or_create(holder, registry, budget).await?
             }
-            None => self.find_or_create(holder, budget).await?,
+            None => self.find_or_create(holder, registry, budget).await?,
         };
         let mut replaced = false;
         let token = loop {
@@ -86,7 +116,7 @@ impl Lifecycle<'_> {
                 Ok(token) => break token,
                 Err(TelnyxError::NotFound | TelnyxError::Rejected { .. }) if !replaced => {
                     tracing::info!(credential_id = %credential.record.id, "the user's telephony credential is gone or expired: finding or creating it again");
-                    credential = self.find_or_create(holder, budget).await?;
+                    credential = self.find_or_create(holder, registry, budget).await?;
                     replaced = true;
                 }
                 Err(error) => {
@@ -186,18 +216,22 @@ impl Lifecycle<'_> {
     /// The holder's oldest live credential on the connection, else a new one, tagged with the
     /// user's tag so that a listing by tag finds it with the user's others. A create that
     /// failed in a way that may hide a success (a timeout, a 5xx) is followed by another list,
-    /// not by another create; two replicas that create one at the same moment both keep the
-    /// oldest, and each deletes its own extra, so the user ends up with one credential.
+    /// not by another create; two replicas that create one at the same moment settle on one
+    /// ([`Lifecycle::settle`]), so the user ends up with one credential.
     async fn find_or_create(
         &self,
         holder: &Holder,
+        registry: &mut impl Registry,
         budget: &Budget,
     ) -> Result<KnownCredential, CredentialError> {
         let name = &holder.credential_name();
         let mut listed_after_failure = false;
         loop {
             if let Some(found) = self.find(name, budget).await? {
-                return Ok(found);
+                return Ok(match registry.claim(&found).await {
+                    Claim::Theirs(recorded) => recorded,
+                    Claim::Ours | Claim::Unshared => found,
+                });
             }
             let now = SystemTime::now();
             let created = self
@@ -211,7 +245,7 @@ impl Lifecycle<'_> {
                 )
                 .await;
             match created {
-                Ok(created) => return Ok(self.settle(name, created, budget).await),
+                Ok(created) => return Ok(self.settle(name, created, registry, budget).await),
                 Err(TelnyxError::Unavailable { cause, .. }) if !listed_after_failure => {
                     tracing::warn!(%cause, "creating the user's telephony credential failed in a way that may hide a success: listing before creating again");
                     listed_after_failure = true;
@@ -241,34 +275,54 @@ impl Lifecycle<'_> {
         Ok(oldest(live).map(|record| KnownCredential::listed(record, now, self.rules)))
     }
 
-    /// After a create: if another replica created one too, keep the older and delete ours.
+    /// After a create, if another replica created one too: with a registry, the first record
+    /// wins and the loser deletes its own (Telnyx writes `created_at` to the second, so two
+    /// creates within one second cannot be told apart by age). Without one, each replica keeps
+    /// the oldest listed and deletes its own if it is not that one.
     async fn settle(
         &self,
         name: &str,
         created: TelephonyCredential,
+        registry: &mut impl Registry,
         budget: &Budget,
     ) -> KnownCredential {
         let now = SystemTime::now();
         tracing::info!(credential_id = %created.id, sip_username = %created.sip_username, "created a telephony credential for the user");
+        let ours = KnownCredential::created(created, now, self.rules);
+        match registry.claim(&ours).await {
+            Claim::Ours => return ours,
+            // Another replica listed ours and recorded it first: it is still ours.
+            Claim::Theirs(recorded) if recorded.record.id == ours.record.id => return recorded,
+            Claim::Theirs(recorded) => {
+                tracing::info!(kept = %recorded.record.id, "another instance recorded the user's credential first: deleting the one created here");
+                self.delete_duplicate(&ours.record, budget).await;
+                return recorded;
+            }
+            Claim::Unshared => {}
+        }
         let Ok(listed) = self
             .telnyx
             .list_credentials(Some(name), self.connection_id, budget)
             .await
         else {
-            return KnownCredential::created(created, now, self.rules);
+            return ours;
         };
         let live = listed
             .into_iter()
             .filter(|credential| !credential.is_expired(now));
         match oldest(live) {
-            Some(keeper) if keeper.id != created.id => {
+            Some(keeper) if keeper.id != ours.record.id => {
                 tracing::info!(kept = %keeper.id, "another instance created the user's credential at the same moment: keeping the older one");
-                if let Err(error) = self.telnyx.delete_credential(&created.id, budget).await {
-                    tracing::warn!(credential_id = %created.id, %error, "could not delete a duplicate telephony credential");
-                }
+                self.delete_duplicate(&ours.record, budget).await;
                 KnownCredential::listed(keeper, now, self.rules)
             }
-            _ => KnownCredential::created(created, now, self.rules),
+            _ => ours,
+        }
+    }
+
+    async fn delete_duplicate(&self, credential: &TelephonyCredential, budget: &Budget) {
+        if let Err(error) = self.telnyx.delete_credential(&credential.id, budget).await {
+            tracing::warn!(credential_id = %credential.id, %error, "could not delete a duplicate telephony credential");
         }
     }
 

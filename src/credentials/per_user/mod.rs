@@ -1,33 +1,65 @@
-//! `CREDENTIAL_MODE=per_user`: one Telnyx telephony credential per holder (a Supabase user, or
+//! `CREDENTIAL_MODE=per_user`: one Telnyx telephony credential per holder (a user, or
 //! one of their devices), found or created through the Telnyx API, handed to the browser as
 //! short-lived login tokens. How many devices a user may have is [`super::devices`]' concern,
 //! above this one.
 //!
-//! The rules, written once here:
-//! - Telnyx itself is the only shared state: the credential is found by its holder's name
-//!   ([`Holder::credential_name`], `supabase:<sub>[:<device_id>]`), so a restart or another replica reuses it instead of creating
-//!   another, and the portal shows whose each one is.
-//! - Login tokens are cached per user in memory until shortly before they expire; concurrent
-//!   requests for one user share one sequence of Telnyx calls, the propagation wait included.
+//! The rules, written once here, over this replica's memory ([`memory`]) and, with
+//! `REDIS_URL`, the Redis every replica shares ([`redis`]):
+//! - A holder's credential is named after them ([`Holder::credential_name`], `supabase:<sub>[:<device_id>]`),
+//!   so that a restart or another replica finds it at Telnyx instead of creating another, and
+//!   the portal shows whose each one is. With Redis, which one is theirs is also recorded there,
+//!   the first record winning (`SET NX`): a replica whose create lost deletes its credential.
+//! - Login tokens are cached until shortly before they expire, and concurrent requests for one
+//!   holder share one sequence of Telnyx calls, the propagation wait included: on one replica
+//!   through a lock, across replicas through a lease in Redis, held by one replica while the
+//!   others wait for the token it stores there (sealed: [`crate::shared::sealed`]).
 //! - A token is never handed out for a credential younger than
 //!   `TELNYX_CREDENTIAL_PROPAGATION_SECS`, never outlives its credential, and a credential lives
-//!   `TELNYX_CREDENTIAL_IDLE_DAYS` past its user's last token ([`lifecycle`] holds those calls).
+//!   `TELNYX_CREDENTIAL_IDLE_DAYS` past its holder's last token ([`lifecycle`] holds those calls).
+//! - Revocation: `DELETE /credentials` deletes the holder's credentials at Telnyx, then moves
+//!   their user's generation on in Redis. Every cached token, in Redis and in each replica's
+//!   memory, carries the generation it was stored under: Redis stores a token only while its
+//!   generation is current (checked in the same script), a replica confirms a cached token's
+//!   generation at most [`LOCAL_TRUST`] before handing it out (in the background while its user
+//!   keeps asking, so the request does not wait), and the `DELETE` answers only
+//!   [`LOCAL_TRUST`] after the generation moved. So once it has answered, no replica hands out
+//!   a token of a deleted credential, and nothing rests on a message reaching every replica.
+//! - When Redis does not answer, each replica falls back to its memory: its cached tokens, its
+//!   own single flight, the oldest credential at Telnyx; a revocation is written to Redis once
+//!   it answers again.
 
-use std::convert::Infallible;
-use std::sync::{Arc, RwLock};
+mod lifecycle;
+mod memory;
+mod redis;
+mod token;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-use quick_cache::sync::Cache;
 
 use super::{
     Connectivity, CredentialError, Holder, SipIdentity, SipSecret, WebRTCCredential, epoch_millis,
 };
 use crate::config::{CredentialConfig, PerUserConfig};
 use crate::metrics;
-use crate::telnyx::TelnyxClient;
-use lifecycle::{KnownCredential, Lifecycle};
+use crate::shared::{Redis, Unavailable};
+use crate::telnyx::{Budget, TelnyxClient};
+use lifecycle::{KnownCredential, Lifecycle, Registry, Unshared};
+use memory::{HolderSlot, MemoryTokens, Upstream};
+use redis::{Lease, Polled, RedisTokens, StoredToken};
+use token::IssuedToken;
 
-mod lifecycle;
+/// How long a replica hands out a cached token on the strength of Redis's last word that its
+/// generation is current; a revocation waits this long before it answers. Short, so a `DELETE`
+/// is still quick; long enough that a holder's requests cost Redis a few round trips a second
+/// per replica, not one each.
+pub(crate) const LOCAL_TRUST: Duration = Duration::from_millis(500);
+/// A token confirmed longer ago than this is confirmed again in the background when it is
+/// handed out; the rest of [`LOCAL_TRUST`] leaves the answer time to come back.
+const CONFIRM_AHEAD: Duration = Duration::from_millis(375);
+/// How often a replica waiting for another's token looks in Redis again.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How many times one request starts again after a revocation dropped the token it minted.
+const MAX_RESTARTS: u32 = 2;
 
 /// How long a credential takes to become usable, and how long it lives unused.
 #[derive(Debug, Clone, Copy)]
@@ -52,8 +84,10 @@ impl Rules {
     }
 }
 
-/// The `cache` label of this cache's lookups.
+/// The `cache` label of this replica's token lookups.
 const LOGIN_TOKEN_CACHE: &str = "login_tokens";
+/// The `cache` label of the lookups in Redis that this replica's misses make.
+const SHARED_LOGIN_TOKEN_CACHE: &str = "shared_login_tokens";
 
 pub struct PerUserCredentials {
     telnyx: TelnyxClient,
@@ -62,54 +96,18 @@ pub struct PerUserCredentials {
     refresh_margin: Duration,
     realm: String,
     connectivity: Arc<Connectivity>,
-    users: Cache<Holder, Arc<UserSlot>>,
-}
-
-/// One user's cached token, and the lock that makes their Telnyx calls one sequence.
-#[derive(Default)]
-struct UserSlot {
-    /// Read without waiting on the lock: the cached path never queues behind Telnyx.
-    current: RwLock<Option<Arc<IssuedToken>>>,
-    upstream: tokio::sync::Mutex<Upstream>,
-}
-
-/// What the last sequence of Telnyx calls for a user learned.
-#[derive(Default)]
-struct Upstream {
-    /// The user's credential, once found or created: a later refresh only mints a token.
-    credential: Option<KnownCredential>,
-    /// When the last sequence failed, and how: requests that waited on it share its answer
-    /// instead of starting another sequence against a Telnyx that just failed.
-    failure: Option<(Instant, CredentialError)>,
-}
-
-struct IssuedToken {
-    identity: Arc<SipIdentity>,
-    expires_at: SystemTime,
-    /// From here on the token is replaced rather than handed out.
-    refresh_at: SystemTime,
-}
-
-impl IssuedToken {
-    fn new(
-        identity: SipIdentity,
-        minted_at: SystemTime,
-        expires_at: SystemTime,
-        margin: Duration,
-    ) -> Self {
-        // At least half the token's life is used even when the margin is longer than that life.
-        let half_life = expires_at.duration_since(minted_at).unwrap_or_default() / 2;
-        let refresh_at = (expires_at - margin).max(minted_at + half_life);
-        Self {
-            identity: Arc::new(identity),
-            expires_at,
-            refresh_at,
-        }
-    }
+    memory: MemoryTokens,
+    /// With `REDIS_URL`.
+    shared: Option<RedisTokens>,
 }
 
 impl PerUserCredentials {
-    pub(super) fn new(config: &CredentialConfig, per_user: &PerUserConfig) -> Result<Self, String> {
+    pub(super) fn new(
+        config: &CredentialConfig,
+        per_user: &PerUserConfig,
+        redis: Option<&Arc<Redis>>,
+    ) -> Result<Self, String> {
+        token::start_clock();
         Ok(Self {
             telnyx: TelnyxClient::new(&per_user.api)?,
             connection_id: per_user.connection_id.clone(),
@@ -120,39 +118,47 @@ impl PerUserCredentials {
             refresh_margin: per_user.refresh_margin,
             realm: config.realm.clone(),
             connectivity: Arc::new(Connectivity::new(config, None)),
-            users: Cache::new(per_user.cache_capacity),
+            memory: MemoryTokens::new(per_user.cache_capacity),
+            shared: redis.map(|redis| {
+                RedisTokens::new(
+                    redis.clone(),
+                    &per_user.api.api_key,
+                    &per_user.connection_id,
+                    per_user.idle,
+                )
+            }),
         })
     }
 
-    /// A login token for the user: the cached one while it is fresh, else a new one from
-    /// Telnyx. While Telnyx fails, a cached token that has not expired is still served.
+    /// A login token for the holder: the cached one while it is fresh (and, with Redis, of the
+    /// current generation), else one from Redis or a new one from Telnyx. While Telnyx fails, a
+    /// cached token that has not expired is still served.
     pub(super) async fn issue(&self, holder: &Holder) -> Result<WebRTCCredential, CredentialError> {
-        let slot = self.slot(holder);
-        if let Some(token) = slot.fresh(SystemTime::now()) {
+        let slot = self.memory.slot(holder);
+        if let Some(token) = self.fresh(holder, &slot).await {
             metrics::cache_lookup(LOGIN_TOKEN_CACHE, true);
             return Ok(self.credential(&token));
         }
         let asked_at = Instant::now();
         let mut upstream = slot.upstream.lock().await;
-        if let Some(token) = slot.fresh(SystemTime::now()) {
+        if let Some(token) = self.fresh(holder, &slot).await {
             metrics::cache_lookup(LOGIN_TOKEN_CACHE, true);
             return Ok(self.credential(&token)); // minted by the request we waited on
         }
         metrics::cache_lookup(LOGIN_TOKEN_CACHE, false);
         let outcome = match &upstream.failure {
             Some((failed_at, error)) if *failed_at >= asked_at => Err(error.clone()),
-            _ => self.mint(holder, &mut upstream).await,
+            _ => self.obtain(holder, &slot, &mut upstream).await,
         };
         match outcome {
             Ok(token) => {
                 upstream.failure = None;
-                *slot.current.write().expect("token lock poisoned") = Some(token.clone());
+                slot.set(Some(token.clone()));
                 Ok(self.credential(&token))
             }
             Err(error) => {
                 upstream.failure = Some((Instant::now(), error.clone()));
-                let cached = slot.current.read().expect("token lock poisoned").clone();
-                match cached {
+                match slot.cached() {
                     Some(token) if token.expires_at > SystemTime::now() => {
                         tracing::warn!(%error, "serving a cached login token: a new one could not be minted");
                         Ok(self.credential(&token))
@@ -163,29 +169,55 @@ impl PerUserCredentials {
         }
     }
 
-    /// Deletes every telephony credential of the user at Telnyx (every token minted for them
-    /// stops working) and forgets the cached token. False when there was none to delete.
+    /// Deletes every telephony credential of the holder at Telnyx (every token minted for them
+    /// stops working), forgets the cached token and, with Redis, ends the generation every
+    /// replica's tokens of the user belong to. False when there was nothing to delete.
     pub(super) async fn revoke(&self, holder: &Holder) -> Result<bool, CredentialError> {
-        let slot = self.slot(holder);
-        // Waits out an in-flight mint, so that it cannot cache a token after the delete.
+        let slot = self.memory.slot(holder);
+        // Waits out an in-flight mint here, so that it cannot cache a token after the delete;
+        // one on another replica cannot store its token after the generation moves on.
         let mut upstream = slot.upstream.lock().await;
         let budget = self.telnyx.budget();
         let name = holder.credential_name();
         let mut credentials = self.lifecycle().all(&name, &budget).await?;
-        if let Some(known) = upstream.credential.take()
-            && !credentials.iter().any(|found| found.id == known.record.id)
+        let mut known: Vec<_> = upstream
+            .credential
+            .take()
+            .map(|known| known.record)
+            .into_iter()
+            .collect();
+        if let Some(shared) = &self.shared
+            && let Ok(Some(recorded)) = shared.recorded_credential(holder).await
         {
-            credentials.push(known.record);
+            known.push(recorded);
+        }
+        for record in known {
+            if !credentials.iter().any(|found| found.id == record.id) {
+                credentials.push(record);
+            }
         }
         for credential in &credentials {
-            self.telnyx
-                .delete_credential(&credential.id, &budget)
-                .await?;
+            if let Err(error) = self.telnyx.delete_credential(&credential.id, &budget).await {
+                if let Some(shared) = &self.shared {
+                    // Some may be deleted already: no replica is to serve their tokens.
+                    shared.revoke(holder).await;
+                }
+                return Err(error.into());
+            }
         }
-        *slot.current.write().expect("token lock poisoned") = None;
+        let shared = match &self.shared {
+            Some(shared) if !credentials.is_empty() => shared.revoke(holder).await,
+            _ => false,
+        };
+        slot.set(None);
         upstream.failure = None;
         drop(upstream);
-        self.users.remove(holder);
+        self.memory.forget(holder);
+        if shared {
+            // Past this, every replica asks Redis before it hands out a token cached before
+            // the generation moved on, and drops it.
+            tokio::time::sleep(LOCAL_TRUST).await;
+        }
         tracing::info!(
             deleted = credentials.len(),
             "revoked the user's telephony credentials"
@@ -199,13 +231,161 @@ impl PerUserCredentials {
         (&self.telnyx, &self.connection_id)
     }
 
-    fn slot(&self, holder: &Holder) -> Arc<UserSlot> {
-        let slot = self
-            .users
-            .get_or_insert_with(holder, || Ok::<_, Infallible>(Arc::default()));
-        match slot {
-            Ok(slot) => slot,
+    /// The cached token, while it is before its refresh point and, with Redis, its generation
+    /// is still current; one that is not is dropped.
+    async fn fresh(&self, holder: &Holder, slot: &HolderSlot) -> Option<Arc<IssuedToken>> {
+        let token = slot.fresh(SystemTime::now())?;
+        if let Some(shared) = &self.shared
+            && !still_current(shared, holder, &token).await
+        {
+            slot.forget(&token);
+            return None;
         }
+        Some(token)
+    }
+
+    /// A token from Redis or Telnyx, for a holder this replica has no fresh token for.
+    async fn obtain(
+        &self,
+        holder: &Holder,
+        slot: &HolderSlot,
+        upstream: &mut Upstream,
+    ) -> Result<Arc<IssuedToken>, CredentialError> {
+        let budget = self.telnyx.budget();
+        match &self.shared {
+            Some(shared) => {
+                self.obtain_shared(shared, holder, slot, upstream, &budget)
+                    .await
+            }
+            None => self
+                .mint(holder, &mut upstream.credential, &mut Unshared, &budget)
+                .await
+                .map(Arc::new),
+        }
+    }
+
+    /// With Redis: the token another replica stored, or one minted here under the holder's
+    /// lease and stored for every replica. While another replica holds the lease, this one
+    /// waits for its token, within the request's budget; one that crashed loses its lease
+    /// after [`redis::LEASE_TTL`], and a waiter takes over. Whenever Redis does not answer,
+    /// this replica goes on alone, as without Redis.
+    async fn obtain_shared(
+        &self,
+        shared: &RedisTokens,
+        holder: &Holder,
+        slot: &HolderSlot,
+        upstream: &mut Upstream,
+        budget: &Budget,
+    ) -> Result<Arc<IssuedToken>, CredentialError> {
+        let keys = shared.keys(holder);
+        let owner = Lease::owner();
+        let mut restarts = 0;
+        loop {
+            let asked = Instant::now();
+            let Ok(Polled {
+                generation,
+                token,
+                recorded,
+                lease,
+            }) = shared.poll(&keys, &owner).await
+            else {
+                let mut alone = Unshared;
+                return self
+                    .mint(holder, &mut upstream.credential, &mut alone, budget)
+                    .await
+                    .map(Arc::new);
+            };
+            if slot
+                .cached()
+                .is_some_and(|cached| cached.generation.as_deref() != Some(&*generation))
+            {
+                // Of an earlier generation, or minted while Redis did not answer: not even a
+                // fallback any more.
+                slot.set(None);
+            }
+            let token = token.map(|stored| Arc::new(self.stored(stored, &generation, asked)));
+            let now = SystemTime::now();
+            if let Some(token) = &token
+                && (now < token.refresh_at || (lease.is_none() && now < token.expires_at))
+            {
+                // Fresh; or due for refresh by the replica that holds the lease, and valid.
+                if let Some(lease) = lease {
+                    lease.release().await;
+                }
+                metrics::cache_lookup(SHARED_LOGIN_TOKEN_CACHE, true);
+                return Ok(token.clone());
+            }
+            let Some(lease) = lease else {
+                if budget.remaining() <= POLL_INTERVAL {
+                    return Err(CredentialError::TelnyxUnavailable {
+                        cause: "another replica has been calling Telnyx for this user for as long as TELNYX_REQUEST_BUDGET_SECS".into(),
+                        retry_after: Duration::from_secs(2),
+                    });
+                }
+                tokio::time::sleep(POLL_INTERVAL).await;
+                continue;
+            };
+            metrics::cache_lookup(SHARED_LOGIN_TOKEN_CACHE, false);
+            if let Some(token) = token {
+                slot.set(Some(token)); // expired soon, but served if the mint fails
+            }
+            let mut registry = shared.registry(&keys, &generation, recorded);
+            let mut known = registry.recorded();
+            let minted = self.mint(holder, &mut known, &mut registry, budget).await;
+            upstream.credential.clone_from(&known);
+            let token = match minted {
+                Ok(token) => Arc::new(token.under(generation.clone())),
+                Err(error) => {
+                    lease.release().await;
+                    return Err(error);
+                }
+            };
+            if let Some(known) = &known {
+                registry.record(known).await;
+            }
+            let storing = Instant::now();
+            let stored = shared.store(&keys, &generation, &token).await;
+            lease.release().await;
+            match stored {
+                Ok(true) => {
+                    token.confirm(storing);
+                    return Ok(token);
+                }
+                // Served, and kept here while Redis, once it answers, says its generation holds.
+                Err(Unavailable) => return Ok(token),
+                Ok(false) if restarts < MAX_RESTARTS => {
+                    tracing::info!(
+                        "the user's credentials were revoked while a login token was minted for them: dropping the token and starting again"
+                    );
+                    restarts += 1;
+                    upstream.credential = None;
+                }
+                Ok(false) => {
+                    return Err(CredentialError::TelnyxUnavailable {
+                        cause: "the user's credentials were revoked again while each new login token was minted".into(),
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
+            }
+        }
+    }
+
+    /// A token another replica (or an earlier process) stored, confirmed at `asked`.
+    fn stored(&self, stored: StoredToken, generation: &Arc<str>, asked: Instant) -> IssuedToken {
+        let identity = SipIdentity::new(
+            stored.sip_username,
+            SipSecret::LoginToken(stored.login_token),
+            &self.realm,
+        );
+        let token = IssuedToken::new(
+            identity,
+            stored.minted_at,
+            stored.expires_at,
+            self.refresh_margin,
+        )
+        .under(generation.clone());
+        token.confirm(asked);
+        token
     }
 
     fn credential(&self, token: &IssuedToken) -> WebRTCCredential {
@@ -224,16 +404,17 @@ impl PerUserCredentials {
         }
     }
 
-    /// Mints a login token for the user's credential (see [`Lifecycle::token`]).
+    /// Mints a login token for the holder's credential (see [`Lifecycle::token`]).
     async fn mint(
         &self,
         holder: &Holder,
-        upstream: &mut Upstream,
-    ) -> Result<Arc<IssuedToken>, CredentialError> {
-        let budget = self.telnyx.budget();
-        let (credential, token) = self
+        known: &mut Option<KnownCredential>,
+        registry: &mut impl Registry,
+        budget: &Budget,
+    ) -> Result<IssuedToken, CredentialError> {
+                let (credential, token) = self
             .lifecycle()
-            .token(holder, &mut upstream.credential, &budget)
+            .token(holder, known, registry, budget)
             .await?;
         tracing::debug!(credential_id = %credential.id, "minted a login token");
         let identity = SipIdentity::new(
@@ -241,44 +422,63 @@ impl PerUserCredentials {
             SipSecret::LoginToken(token.token),
             &self.realm,
         );
-        Ok(Arc::new(IssuedToken::new(
+        Ok(IssuedToken::new(
             identity,
             SystemTime::now(),
             token.expires_at,
             self.refresh_margin,
-        )))
+        ))
     }
 }
 
-impl UserSlot {
-    fn fresh(&self, now: SystemTime) -> Option<Arc<IssuedToken>> {
-        let current = self.current.read().expect("token lock poisoned");
-        current
-            .as_ref()
-            .filter(|token| now < token.refresh_at)
-            .cloned()
+/// Whether a cached token may be handed out: Redis said its generation is current less than
+/// [`LOCAL_TRUST`] ago, or says so now; or Redis does not answer, and this replica's memory
+/// decides, as without Redis. Past [`CONFIRM_AHEAD`] a token is confirmed again in the
+/// background, so a user who keeps asking never waits on Redis.
+async fn still_current(shared: &RedisTokens, holder: &Holder, token: &Arc<IssuedToken>) -> bool {
+    let asked = Instant::now();
+    if let Some(generation) = &token.generation {
+        let trusted = |trust| {
+            asked
+                .checked_sub(trust)
+                .is_some_and(|since| token.confirmed_after(since))
+        };
+        if trusted(LOCAL_TRUST) {
+            if !trusted(CONFIRM_AHEAD) && token.start_confirming() {
+                let (asking, token, generation) = (
+                    shared.generation_of(holder),
+                    token.clone(),
+                    generation.clone(),
+                );
+                tokio::spawn(async move {
+                    if asking
+                        .await
+                        .is_ok_and(|current| current.as_deref() == Some(&*generation))
+                    {
+                        token.confirm(asked);
+                    }
+                    token.done_confirming();
+                });
+            }
+            return true;
+        }
+    }
+    match shared.generation_of(holder).await {
+        Ok(current) => {
+            let same =
+                token.generation.is_some() && current.as_deref() == token.generation.as_deref();
+            if same {
+                token.confirm(asked);
+            }
+            same
+        }
+        Err(Unavailable) => true,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_token_is_refreshed_a_margin_before_expiry_but_used_for_half_its_life_at_least() {
-        let minted = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let day = Duration::from_secs(86_400);
-        let identity = || SipIdentity::new("u".into(), SipSecret::LoginToken("t".into()), "r");
-        let token = IssuedToken::new(identity(), minted, minted + day, Duration::from_secs(600));
-        assert_eq!(token.refresh_at, minted + day - Duration::from_secs(600));
-        let short = IssuedToken::new(
-            identity(),
-            minted,
-            minted + Duration::from_secs(300),
-            Duration::from_secs(600),
-        );
-        assert_eq!(short.refresh_at, minted + Duration::from_secs(150));
-    }
 
     #[test]
     fn the_token_cache_holds_at_most_its_capacity_of_users() {
@@ -294,19 +494,14 @@ mod tests {
         else {
             panic!("per_user mode was asked for");
         };
-        let source = PerUserCredentials::new(&config.credentials, per_user).unwrap();
+        let source = PerUserCredentials::new(&config.credentials, per_user, None).unwrap();
         for n in 0..1_000 {
-            source.slot(&Holder::supabase_user(&format!("user-{n}")));
+            source
+                .memory
+                .slot(&Holder::supabase_user(&format!("user-{n}")));
         }
-        assert!(
-            source.users.len() <= 50,
-            "{} users cached",
-            source.users.len()
-        );
-        assert!(
-            source.users.len() >= 25,
-            "{} users cached",
-            source.users.len()
-        );
+        let cached = source.memory.len();
+        assert!(cached <= 50, "{cached} users cached");
+        assert!(cached >= 25, "{cached} users cached");
     }
 }
