@@ -52,7 +52,7 @@ use token::IssuedToken;
 /// generation is current; a revocation waits this long before it answers. Short, so a `DELETE`
 /// is still quick; long enough that a holder's requests cost Redis a few round trips a second
 /// per replica, not one each.
-pub(crate) const LOCAL_TRUST: Duration = Duration::from_millis(500);
+const LOCAL_TRUST: Duration = Duration::from_millis(500);
 /// A token confirmed longer ago than this is confirmed again in the background when it is
 /// handed out; the rest of [`LOCAL_TRUST`] leaves the answer time to come back.
 const CONFIRM_AHEAD: Duration = Duration::from_millis(375);
