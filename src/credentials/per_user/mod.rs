@@ -412,7 +412,7 @@ impl PerUserCredentials {
         registry: &mut impl Registry,
         budget: &Budget,
     ) -> Result<IssuedToken, CredentialError> {
-                let (credential, token) = self
+        let (credential, token) = self
             .lifecycle()
             .token(holder, known, registry, budget)
             .await?;
