@@ -244,25 +244,8 @@ async fn two_replicas_creating_at_once_keep_the_credential_recorded_first_in_red
     // A's create waits at Telnyx; meanwhile A's lease lapses (taken away here, as a Redis
     // that lost it would), so B creates one too, records it first and serves it.
     let gate = telnyx.hold_requests("create", 1);
-    let on_a = tokio::spawn({
-        let (address, grace) = (a.address.clone(), grace.clone());
-        async move {
-            let response = reqwest::Client::new()
-                .get(format!("{address}/credentials"))
-                .bearer_auth(grace)
-                .send()
-                .await
-                .unwrap();
-            (response.status(), response.json::<Value>().await.unwrap())
-        }
-    });
-    for attempt in 0.. {
-        assert!(attempt < 200, "A's create never reached Telnyx");
-        if telnyx.requests("create") == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let on_a = get_in_background(&a.address, &grace);
+    until_telnyx_has(&telnyx, "create", "A's create never reached Telnyx").await;
     let mut connection = redis.connection().await;
     for entry in redis.contents().await {
         if entry.key.starts_with("twc:v1:lease:") {
@@ -336,25 +319,8 @@ async fn a_mint_that_began_before_a_delete_on_the_other_replica_never_has_its_to
 
     // A's first mint is done at Telnyx, and its answer held back until B's DELETE has answered.
     let gate = telnyx.hold_answers("token", 1);
-    let on_a = tokio::spawn({
-        let (address, ada) = (a.address.clone(), ada.clone());
-        async move {
-            let response = reqwest::Client::new()
-                .get(format!("{address}/credentials"))
-                .bearer_auth(ada)
-                .send()
-                .await
-                .unwrap();
-            (response.status(), response.json::<Value>().await.unwrap())
-        }
-    });
-    for attempt in 0.. {
-        assert!(attempt < 200, "A's mint never reached Telnyx");
-        if telnyx.requests("token") == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let on_a = get_in_background(&a.address, &ada);
+    until_telnyx_has(&telnyx, "token", "A's mint never reached Telnyx").await;
     let doomed = telnyx.minted()[0].clone();
     let deleted = telnyx.credentials();
     assert_eq!(b.delete_credentials(&ada).await.status(), 204);
@@ -417,6 +383,34 @@ async fn a_delete_while_redis_is_frozen_reaches_the_other_replica_once_redis_ans
 }
 
 /// A replica as a process of its own, with JSON logs.
+/// `GET /credentials` on `address` in a task of its own, for a request Telnyx holds up.
+fn get_in_background(
+    address: &str,
+    token: &str,
+) -> tokio::task::JoinHandle<(reqwest::StatusCode, Value)> {
+    let (address, token) = (address.to_owned(), token.to_owned());
+    tokio::spawn(async move {
+        let response = reqwest::Client::new()
+            .get(format!("{address}/credentials"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    })
+}
+
+/// Waits (5 s at most) for Telnyx's first request to `endpoint`; `never` says what did not happen.
+async fn until_telnyx_has(telnyx: &FakeTelnyx, endpoint: &str, never: &str) {
+    for _ in 0..200 {
+        if telnyx.requests(endpoint) >= 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{never}");
+}
+
 struct Replica {
     process: Process,
     address: String,
@@ -670,13 +664,7 @@ async fn the_lease_holder_killed_while_telnyx_hangs_hands_over_to_the_other_repl
                 .await
         }
     });
-    for attempt in 0.. {
-        assert!(attempt < 200, "A never called Telnyx");
-        if telnyx.requests("list") == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until_telnyx_has(&telnyx, "list", "A never called Telnyx").await;
     let leases: Vec<_> = redis
         .contents()
         .await
