@@ -179,11 +179,13 @@ fn login_token(credential: &Value) -> &str {
 
 #[tokio::test]
 async fn a_token_minted_by_one_replica_is_served_by_the_other_from_one_create_and_one_mint() {
-    let redis = RedisServer::start().await;
-    let supabase = FakeSupabase::start(&[]).await;
-    let telnyx = FakeTelnyx::start().await;
-    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
-    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let PerUserPair {
+        redis,
+        supabase,
+        telnyx,
+        a,
+        b,
+    } = PerUserPair::start().await;
     let ada = token(&supabase.issuer(), "ada");
 
     let on_a = a.credential(&ada).await;
@@ -234,11 +236,13 @@ async fn twenty_concurrent_first_requests_across_two_replicas_make_one_credentia
 
 #[tokio::test]
 async fn two_replicas_creating_at_once_keep_the_credential_recorded_first_in_redis() {
-    let redis = RedisServer::start().await;
-    let supabase = FakeSupabase::start(&[]).await;
-    let telnyx = FakeTelnyx::start().await;
-    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
-    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let PerUserPair {
+        redis,
+        supabase,
+        telnyx,
+        a,
+        b,
+    } = PerUserPair::start().await;
     let grace = token(&supabase.issuer(), "grace");
 
     // A's create waits at Telnyx; meanwhile A's lease lapses (taken away here, as a Redis
@@ -283,11 +287,13 @@ async fn two_replicas_creating_at_once_keep_the_credential_recorded_first_in_red
 
 #[tokio::test]
 async fn a_delete_on_one_replica_then_a_request_on_the_other_gives_a_new_credential() {
-    let redis = RedisServer::start().await;
-    let supabase = FakeSupabase::start(&[]).await;
-    let telnyx = FakeTelnyx::start().await;
-    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
-    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let PerUserPair {
+        redis: _redis, // kept running until the test ends
+        supabase,
+        telnyx,
+        a,
+        b,
+    } = PerUserPair::start().await;
     let ada = token(&supabase.issuer(), "ada");
     let before = a.credential(&ada).await;
     assert_eq!(login_token(&b.credential(&ada).await), login_token(&before));
@@ -310,11 +316,13 @@ async fn a_delete_on_one_replica_then_a_request_on_the_other_gives_a_new_credent
 
 #[tokio::test]
 async fn a_mint_that_began_before_a_delete_on_the_other_replica_never_has_its_token_served() {
-    let redis = RedisServer::start().await;
-    let supabase = FakeSupabase::start(&[]).await;
-    let telnyx = FakeTelnyx::start().await;
-    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
-    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let PerUserPair {
+        redis: _redis, // kept running until the test ends
+        supabase,
+        telnyx,
+        a,
+        b,
+    } = PerUserPair::start().await;
     let ada = token(&supabase.issuer(), "ada");
 
     // A's first mint is done at Telnyx, and its answer held back until B's DELETE has answered.
@@ -347,11 +355,13 @@ async fn a_mint_that_began_before_a_delete_on_the_other_replica_never_has_its_to
 
 #[tokio::test]
 async fn a_delete_while_redis_is_frozen_reaches_the_other_replica_once_redis_answers() {
-    let redis = RedisServer::start().await;
-    let supabase = FakeSupabase::start(&[]).await;
-    let telnyx = FakeTelnyx::start().await;
-    let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
-    let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+    let PerUserPair {
+        redis,
+        supabase,
+        telnyx,
+        a,
+        b,
+    } = PerUserPair::start().await;
     let ada = token(&supabase.issuer(), "ada");
     let before = a.credential(&ada).await;
     assert_eq!(login_token(&b.credential(&ada).await), login_token(&before));
@@ -383,6 +393,32 @@ async fn a_delete_while_redis_is_frozen_reaches_the_other_replica_once_redis_ans
 }
 
 /// A replica as a process of its own, with JSON logs.
+/// Two per_user replicas (in this test process), on one Redis and one Telnyx stand-in.
+struct PerUserPair {
+    redis: RedisServer,
+    supabase: FakeSupabase,
+    telnyx: FakeTelnyx,
+    a: TestApp,
+    b: TestApp,
+}
+
+impl PerUserPair {
+    async fn start() -> Self {
+        let redis = RedisServer::start().await;
+        let supabase = FakeSupabase::start(&[]).await;
+        let telnyx = FakeTelnyx::start().await;
+        let a = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+        let b = replica(&supabase, per_user_env(&redis, &telnyx, &[])).await;
+        Self {
+            redis,
+            supabase,
+            telnyx,
+            a,
+            b,
+        }
+    }
+}
+
 /// `GET /credentials` on `address` in a task of its own, for a request Telnyx holds up.
 fn get_in_background(
     address: &str,
