@@ -1,12 +1,12 @@
 //! The access log, which is also the audit trail: exactly one line per request, `finished
-//! processing request`, with `status` and `latency_ms` (a number, fractional milliseconds). A request that issued or revoked a
-//! credential adds the audit fields to its line (`audit=credential_issued` with `email`, `mode`,
-//! `sip_username`, `expires_at` and, for a device, `device_id`; `audit=credential_revoked`, with
-//! `device_id` when one device was signed out), an admin lookup adds `audit=admin_devices_listed`
-//! with `subject_user_id` and `devices`, and a refused request's line is a `warn` with
-//! `audit=request_refused`, `code`. A device evicted to make room for a new one is the one
-//! exception to one line a request: its own `audit=device_evicted` line, in the same span
-//! ([`crate::credentials::Devices`]).
+//! processing request`, with `status` and `latency_ms` (a number, fractional milliseconds). A
+//! request that issued or revoked a credential adds the audit fields to its line
+//! (`audit=credential_issued` with `email`, `mode`, `sip_username`, `expires_at` and, for a device,
+//! `device_id`; `audit=credential_revoked`, with `device_id` when one device was signed out), an
+//! admin lookup adds `audit=admin_devices_listed` with `subject_user_id` and `devices`, and a
+//! refused request's line is a `warn` with `audit=request_refused`, `code`. A device evicted to
+//! make room for a new one is the one exception to one line a request: its own
+//! `audit=device_evicted` line, in the same span ([`crate::credentials::Devices`]).
 //!
 //! Every line is written inside the request's span, which contributes `request_id`,
 //! `client_addr`, `method`, `path` and, once the token has verified, `user_id` (top-level fields

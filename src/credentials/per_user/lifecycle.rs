@@ -4,11 +4,11 @@
 //! once expired, and a login token minted for it that is handed out only once the credential
 //! has had time to propagate.
 //!
-//! Telnyx's sources this rests on: the team-telnyx/openapi `spec3.yml` telephony-credential
-//! paths (`expires_at` and `tag` on create, `expires_at` on `PATCH`, `expired`, paginated lists
-//! whose `filter[status]` has no documented values) and the JWT authentication guide on developers.telnyx.com (wait
-//! about 5 seconds after creating a credential before logging in with it or a token for it, or
-//! the login "can fail transiently").
+//! Telnyx's sources this rests on: the team-telnyx/openapi `spec3.yml` telephony-credential paths
+//! (`expires_at` and `tag` on create, `expires_at` on `PATCH`, `expired`, paginated lists whose
+//! `filter[status]` has no documented values) and the JWT authentication guide on
+//! developers.telnyx.com (wait about 5 seconds after creating a credential before logging in with
+//! it or a token for it, or the login "can fail transiently").
 //!
 //! Which credential is a holder's is decided with a [`Registry`]: with `REDIS_URL` the first
 //! replica to record one in Redis wins; without it, the oldest at Telnyx does.

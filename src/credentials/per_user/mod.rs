@@ -5,10 +5,11 @@
 //!
 //! The rules, written once here, over this replica's memory ([`memory`]) and, with
 //! `REDIS_URL`, the Redis every replica shares ([`redis`]):
-//! - A holder's credential is named after them ([`Holder::credential_name`], `supabase:<sub>[:<device_id>]`),
-//!   so that a restart or another replica finds it at Telnyx instead of creating another, and
-//!   the portal shows whose each one is. With Redis, which one is theirs is also recorded there,
-//!   the first record winning (`SET NX`): a replica whose create lost deletes its credential.
+//! - A holder's credential is named after them ([`Holder::credential_name`],
+//!   `supabase:<sub>[:<device_id>]`), so that a restart or another replica finds it at Telnyx
+//!   instead of creating another, and the portal shows whose each one is. With Redis, which one
+//!   is theirs is also recorded there, the first record winning (`SET NX`): a replica whose
+//!   create lost deletes its credential.
 //! - Login tokens are cached until shortly before they expire, and concurrent requests for one
 //!   holder share one sequence of Telnyx calls, the propagation wait included: on one replica
 //!   through a lock, across replicas through a lease in Redis, held by one replica while the
