@@ -155,5 +155,5 @@ impl fmt::Display for Sources {
 fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer).expect("the operating system provides randomness");
-    buffer.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::hex::hex(&buffer)
 }

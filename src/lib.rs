@@ -11,6 +11,7 @@ pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod error_chain;
+pub mod hex;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;

@@ -5,6 +5,8 @@ use std::fmt;
 
 use aws_lc_rs::digest::{SHA256, digest};
 
+use crate::hex::push_hex;
+
 /// What every credential this service creates for a Supabase Auth user is named before the
 /// user id: `supabase:<sub>`.
 const SUPABASE_PREFIX: &str = "supabase:";
@@ -104,9 +106,7 @@ impl Holder {
         let hash = digest(&SHA256, self.user.as_bytes());
         let mut tag = String::with_capacity(TAG_PREFIX.len() + TAG_HASH_HEX);
         tag.push_str(TAG_PREFIX);
-        for byte in &hash.as_ref()[..TAG_HASH_HEX / 2] {
-            tag.push_str(&format!("{byte:02x}"));
-        }
+        push_hex(&mut tag, &hash.as_ref()[..TAG_HASH_HEX / 2]);
         tag
     }
 
@@ -175,12 +175,10 @@ impl fmt::Display for DeviceId {
 /// `spec3.yml`, `TelephonyCredentialCreateRequest`), and the tag keeps names short.
 pub fn issuer_tag(issuer: &str) -> String {
     let hash = digest(&SHA256, issuer.as_bytes());
-    let hex: String = hash
-        .as_ref()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    format!("{THIRD_PARTY_TAG_PREFIX}{}", &hex[..TAG_HEX_DIGITS])
+    let mut tag = String::from(THIRD_PARTY_TAG_PREFIX);
+    push_hex(&mut tag, &hash.as_ref()[..TAG_HEX_DIGITS.div_ceil(2)]);
+    tag.truncate(THIRD_PARTY_TAG_PREFIX.len() + TAG_HEX_DIGITS);
+    tag
 }
 
 /// The Supabase user a credential was created for, if this service named it for one (`prune`

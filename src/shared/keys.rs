@@ -29,11 +29,7 @@ pub fn key(kind: &str, parts: &[&[u8]]) -> String {
     key.push_str(PREFIX);
     key.push_str(kind);
     key.push(':');
-    for byte in &digest.as_ref()[..HASH_BYTES] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        key.push(char::from(HEX[usize::from(byte >> 4)]));
-        key.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
+    crate::hex::push_hex(&mut key, &digest.as_ref()[..HASH_BYTES]);
     key
 }
 
